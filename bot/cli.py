@@ -1,0 +1,89 @@
+"""`paybot run | demo | sandbox`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from bot.config import Settings
+from bot.errors import ConfigError
+from bot.logs import configure_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as error:
+        print(f"paybot: {error}", file=sys.stderr)  # one line, naming the setting
+        return 2
+    configure_logging(
+        "WARNING" if args.command == "demo" else settings.log_level, settings.secrets()
+    )
+    command: Callable[[], Awaitable[int]]
+    if args.command == "run":
+        command = lambda: _run(settings)  # noqa: E731
+    elif args.command == "demo":
+        command = lambda: _demo(settings, args.script)  # noqa: E731
+    else:
+        command = lambda: _sandbox(settings, args.port)  # noqa: E731
+    try:
+        return asyncio.run(command())
+    except KeyboardInterrupt:
+        return 130
+    except OSError as error:
+        print(f"paybot: {error}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paybot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the bot (embedded sandbox unless CIMPLIFY_API_BASE is set)")
+    demo = sub.add_parser("demo", help="the bot with a console chat and the embedded sandbox")
+    demo.add_argument("--script", action="store_true", help="play a whole conversation and exit")
+    sandbox = sub.add_parser("sandbox", help="run the Cimplify sandbox alone")
+    sandbox.add_argument("--port", type=int, default=8090)
+    return parser
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _run(settings: Settings) -> int:
+    from bot.app import Paybot  # the whole stack loads only for the command that needs it
+
+    paybot = Paybot(settings)
+    try:
+        await paybot.start()
+        await _until_signalled()
+    finally:
+        await paybot.stop()
+    return 0
+
+
+async def _demo(settings: Settings, script: bool) -> int:
+    from bot.demo import run_demo
+
+    return await run_demo(settings, script)
+
+
+async def _sandbox(settings: Settings, port: int) -> int:
+    from sandbox import run_standalone
+
+    key = "sk_sandbox_" + secrets.token_urlsafe(24)
+    webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    webhook_url = f"{settings.public_url}/webhooks/cimplify"
+    await run_standalone(settings.http_host, port, key, webhook_secret, webhook_url)
+    return 0

@@ -1,0 +1,86 @@
+"""Logging that never prints a secret.
+
+One root handler formats each record and then redacts the whole line, message,
+arguments and traceback alike: the known secret values, any Telegram bot token
+in a URL path (`/bot<token>/method`, CONTRACT §3), and any `Bearer` credential.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import IO
+from urllib.parse import quote
+
+MASK = "********"
+_HANDLER_NAME = "paybot"
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Shorter values would blank common substrings all over the log; config never allows them.
+_MIN_SECRET_LENGTH = 6
+_BOT_TOKEN_IN_PATH = re.compile(r"bot[0-9]+:[A-Za-z0-9_-]+")
+_BEARER = re.compile(r"\b(bearer)\s+[^\s'\",;]+", re.IGNORECASE)
+# httpx logs every request URL at INFO, and Telegram's URLs hold the bot token;
+# uvicorn's access log adds a line per request that says nothing the app does not.
+_QUIETED = ("httpx", "httpcore", "uvicorn.access")
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret value, bot token in a URL and Bearer credential masked."""
+    return _Redactor(secrets).redact(text)
+
+
+class _Redactor:
+    def __init__(self, secrets: Iterable[str]) -> None:
+        wanted = {
+            shown
+            for secret in secrets
+            if len(secret) >= _MIN_SECRET_LENGTH
+            for shown in _spellings(secret)
+        }
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = sorted(wanted, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        text = _BOT_TOKEN_IN_PATH.sub("bot<redacted>", text)
+        return _BEARER.sub(lambda match: f"{match.group(1)} {MASK}", text)
+
+
+def _spellings(secret: str) -> set[str]:
+    """The ways a secret gets printed: as is, escaped inside a repr, percent-encoded in a URL."""
+    return {secret, repr(secret)[1:-1], quote(secret, safe="")}
+
+
+class RedactingFormatter(logging.Formatter):
+    """The paybot line format, in UTC ISO 8601, with the whole formatted line redacted."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__(_FORMAT)
+        self._redactor = _Redactor(secrets)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redactor.redact(super().format(record))
+
+
+def configure_logging(level: str, secrets: Iterable[str], stream: IO[str] | None = None) -> None:
+    """Install paybot's redacting root handler, replacing one installed before."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.name == _HANDLER_NAME:
+            root.removeHandler(handler)
+            handler.close()
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.name = _HANDLER_NAME
+    handler.setFormatter(RedactingFormatter(secrets))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in _QUIETED:
+        logging.getLogger(name).setLevel(logging.WARNING)

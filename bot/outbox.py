@@ -1,0 +1,184 @@
+"""The outbox dispatcher: every chat message leaves from here, in order, paced.
+
+Messages are queued by whoever causes them, in the same transaction as the
+cause. One dispatcher sends them: in order within a chat, at most one a second
+per chat and 25 a second overall (Telegram's published limits), retrying
+network errors and `429`s, dropping what can never be delivered.
+
+One window remains: a crash after the channel accepted a message and before it
+is marked sent repeats that message on restart, because Telegram's sendMessage
+has no idempotency key. Marking happens right after the send to keep it small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bot.errors import PermanentDelivery, RetryLater
+from bot.models import ChatRef, Link, MessageKind, Outgoing, QueuedMessage
+from bot.pacing import KeyedGap, TokenBucket
+from storage import Store
+
+log = logging.getLogger(__name__)
+
+# Retried messages wait 2, 4, 8 ... seconds, never more than this.
+MAX_BACKOFF = timedelta(seconds=60)
+IDLE_WAIT = 5.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a channel needs to send one message."""
+
+    message: Outgoing
+    link: Link | None  # INVOICE: the link whose QR to draw
+    message_id: str | None  # CAPTION: the chat's invoice message to edit
+
+
+class Messenger(Protocol):
+    """One chat channel's sending side."""
+
+    async def deliver(self, delivery: Delivery) -> str | None:
+        """Send it; the channel's id of the message sent, if any.
+
+        Raises RetryLater, TransientDelivery or PermanentDelivery (bot.errors);
+        anything else counts as transient.
+        """
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        messengers: Mapping[str, Messenger],
+        clock: Callable[[], datetime],
+        per_chat_gap: float = 1.0,
+        overall_rate: float = 25.0,
+    ) -> None:
+        self._store = store
+        self._messengers = messengers
+        self._clock = clock
+        self._gap = KeyedGap(per_chat_gap)
+        self._bucket = TokenBucket(overall_rate, burst=overall_rate)
+        self._wake = asyncio.Event()
+        self._sending: dict[ChatRef, asyncio.Task[None]] = {}
+
+    def wake(self) -> None:
+        """Something was queued: look again now rather than at the next tick."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                started = await self._dispatch_due()
+                if not started:
+                    await self._idle()
+        finally:
+            await self._finish_sending()
+
+    async def _dispatch_due(self) -> int:
+        skip = frozenset(self._sending) | frozenset(
+            chat for chat in self._gap.busy() if isinstance(chat, ChatRef)
+        )
+        async with self._store.transaction() as tx:
+            due = await tx.due_messages(self._clock(), limit=50, skip_chats=skip)
+        for queued in due:
+            await self._bucket.acquire()
+            chat = queued.message.chat
+            self._gap.use(chat)
+            self._sending[chat] = asyncio.create_task(self._send(queued))
+        return len(due)
+
+    async def _idle(self) -> None:
+        async with self._store.transaction() as tx:
+            next_at = await tx.next_message_at()
+        waits = [IDLE_WAIT]
+        if next_at is not None:
+            waits.append((next_at - self._clock()).total_seconds())
+        soonest_chat = self._gap.soonest()
+        if soonest_chat is not None:
+            waits.append(soonest_chat)
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.01, min(waits)))
+
+    async def _send(self, queued: QueuedMessage) -> None:
+        chat = queued.message.chat
+        try:
+            await self._attempt(queued)
+        except Exception:
+            log.exception("outbox: message %s to %s could not be recorded", queued.id, chat)
+        finally:
+            self._sending.pop(chat, None)
+            self.wake()
+
+    async def _attempt(self, queued: QueuedMessage) -> None:
+        messenger = self._messengers.get(queued.message.chat.channel)
+        if messenger is None:
+            await self._drop(queued, "no such channel is configured")
+            return
+        delivery = await self._delivery(queued)
+        if delivery is None:
+            await self._mark_sent(queued, None)  # nothing to edit: the invoice never went out
+            return
+        try:
+            sent_id = await messenger.deliver(delivery)
+        except RetryLater as wait:
+            self._gap.use(queued.message.chat, wait.seconds)
+            await self._retry(queued, timedelta(seconds=wait.seconds), str(wait))
+        except PermanentDelivery as error:
+            await self._drop(queued, str(error))
+        except Exception as error:  # network trouble, or a channel bug: keep the message
+            await self._retry(queued, _backoff(queued.attempts), repr(error))
+        else:
+            await self._mark_sent(queued, sent_id)
+
+    async def _delivery(self, queued: QueuedMessage) -> Delivery | None:
+        message = queued.message
+        if message.link_id is None:
+            return Delivery(message, None, None)
+        async with self._store.transaction() as tx:
+            link = await tx.link(message.link_id)
+            subs = await tx.subscriptions(message.link_id)
+        message_id = next((s.message_id for s in subs if s.chat == message.chat), None)
+        if message.kind is MessageKind.CAPTION and message_id is None:
+            return None
+        return Delivery(message, link, message_id)
+
+    async def _mark_sent(self, queued: QueuedMessage, sent_id: str | None) -> None:
+        message = queued.message
+        async with self._store.transaction() as tx:
+            await tx.mark_sent(queued.id, self._clock())
+            if message.kind is MessageKind.INVOICE and sent_id and message.link_id:
+                await tx.set_message_id(message.link_id, message.chat, sent_id)
+
+    async def _retry(self, queued: QueuedMessage, wait: timedelta, error: str) -> None:
+        log.warning(
+            "outbox: message %s to %s failed (%s); retrying in %s s",
+            queued.id,
+            queued.message.chat,
+            error,
+            wait.total_seconds(),
+        )
+        async with self._store.transaction() as tx:
+            await tx.retry_message(queued.id, self._clock() + wait, error)
+
+    async def _drop(self, queued: QueuedMessage, error: str) -> None:
+        log.error("outbox: dropping message %s to %s: %s", queued.id, queued.message.chat, error)
+        async with self._store.transaction() as tx:
+            await tx.drop_message(queued.id, self._clock(), error)
+
+    async def _finish_sending(self) -> None:
+        """On shutdown, let messages already handed to a channel be recorded."""
+        if self._sending:
+            await asyncio.wait(list(self._sending.values()), timeout=5)
+
+
+def _backoff(attempts: int) -> timedelta:
+    return min(MAX_BACKOFF, timedelta(seconds=2 ** min(attempts + 1, 10)))

@@ -1,0 +1,153 @@
+"""Applying what paybot learns about a payment: one transaction per change.
+
+A change and the messages it causes commit together. Whoever wins the
+conditional update announces it; whoever loses says nothing. That is how a race
+between the poller and a webhook, or two deliveries of one event, cannot say
+anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from bot import render
+from bot.models import (
+    EventType,
+    Link,
+    MessageKind,
+    Outgoing,
+    Status,
+    StoredEvent,
+    Subscription,
+    WebhookEvent,
+    can_move,
+)
+from storage import Store, Tx
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class Payments:
+    def __init__(self, store: Store, clock: Clock, on_queued: Callable[[], None]) -> None:
+        self._store = store
+        self._clock = clock
+        self._on_queued = on_queued
+
+    async def apply_status(
+        self, link_id: str, new: Status, reference: str | None = None
+    ) -> Link | None:
+        """Move the link to `new` and tell its chats; the updated link, or None if no change."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            moved = await move(tx, link_id, new, now, reference)
+        if moved:
+            self._on_queued()
+        return moved
+
+    async def apply_event(self, stored: StoredEvent) -> None:
+        """Apply one stored webhook event and mark it applied, in one transaction."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            await _apply(tx, stored.event, now)
+            await tx.mark_applied(stored.event.id, now)
+        self._on_queued()
+
+    async def apply_pending_events(self, batch: int = 100) -> int:
+        """Apply every stored event not yet applied (after a crash, say); how many."""
+        total = 0
+        while True:
+            async with self._store.transaction() as tx:
+                pending = await tx.unapplied_events(batch)
+            for stored in pending:
+                await self.apply_event(stored)
+            total += len(pending)
+            if len(pending) < batch:
+                return total
+
+
+async def move(
+    tx: Tx, link_id: str, new: Status, now: datetime, reference: str | None
+) -> Link | None:
+    """Within `tx`: the conditional update, then the messages for every subscriber."""
+    link = await tx.link(link_id)
+    if link is None or link.confirmed_at is not None or not can_move(link.status, new):
+        return None
+    if not await tx.move_status(link_id, link.status, new, now, reference):
+        return None
+    link = replace(link, status=new, status_changed_at=now, reference=reference or link.reference)
+    if new.is_final:
+        await tx.schedule_poll(link_id, None)
+    subscribers = await tx.subscriptions(link_id)
+    await tx.enqueue(_announce(link, subscribers, render.status_change(link), now), now)
+    return link
+
+
+def _announce(
+    link: Link, subscribers: list[Subscription], text: str, now: datetime
+) -> list[Outgoing]:
+    """A new message to every subscriber, and an edit of each one's invoice message."""
+    messages = [Outgoing(sub.chat, MessageKind.TEXT, text, link.id) for sub in subscribers]
+    caption = render.invoice_caption(link, now)
+    buttons = render.invoice_buttons(link)
+    messages += [
+        Outgoing(sub.chat, MessageKind.CAPTION, caption, link.id, buttons) for sub in subscribers
+    ]
+    return messages
+
+
+async def _apply(tx: Tx, event: WebhookEvent, now: datetime) -> None:
+    if event.type not in (
+        EventType.PAYMENT_SUCCEEDED,
+        EventType.ORDER_COMPLETED,
+        EventType.PAYMENT_FAILED,
+    ):
+        log.info("webhook %s: type %s is not ours to act on", event.id, event.type)
+        return
+    link = await _link_for(tx, event)
+    if link is None:
+        log.warning("webhook %s: no link for order %s", event.id, event.order_id)
+        return
+    if event.type == EventType.PAYMENT_FAILED:
+        await move(tx, link.id, Status.FAILED, now, event.reference)
+    else:
+        await _confirm(tx, link, event, now)
+
+
+async def _link_for(tx: Tx, event: WebhookEvent) -> Link | None:
+    # `order.completed` speaks of the order and may carry no token (CONTRACT §2).
+    if event.token:
+        link = await tx.link_by_token(event.token)
+        if link is not None:
+            return link
+    return await tx.latest_link_for_order(event.order_id)
+
+
+async def _confirm(tx: Tx, link: Link, event: WebhookEvent, now: datetime) -> None:
+    if link.confirmed_at is not None:
+        return  # a repeat, or the other of payment.succeeded / order.completed
+    subscribers = await tx.subscriptions(link.id)
+    if event.amount is not None and event.amount != link.total:
+        # Never "Confirmed" for money that did not arrive as invoiced.
+        log.error(
+            "webhook %s: paid %s, link %s expects %s", event.id, event.amount, link.id, link.total
+        )
+        text = render.amount_mismatch(link, event.amount)
+        await tx.enqueue(
+            [Outgoing(s.chat, MessageKind.TEXT, text, link.id) for s in subscribers], now
+        )
+        return
+    if not await tx.confirm(link.id, now, event.reference):
+        return
+    link = replace(
+        link,
+        status=Status.PAID,
+        confirmed_at=now,
+        reference=event.reference or link.reference,
+        next_poll_at=None,
+    )
+    await tx.enqueue(_announce(link, subscribers, render.confirmed(link), now), now)

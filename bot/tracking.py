@@ -1,0 +1,161 @@
+"""The poller: which link to ask Cimplify about next, and when.
+
+Its whole state is each link's `next_poll_at` in the store, so a restart picks
+up every live link where it left off. Links are polled soonest-due first under
+one budget of Pay API requests a second: fast just after issuing and while a
+payment is moving, backing off while a link sits idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.cimplify import CimplifyClient
+from bot.errors import CimplifyError, CimplifyUnavailable, LinkExpired, LinkNotFound
+from bot.models import Link, Status
+from bot.pacing import TokenBucket
+from bot.payments import Payments
+from storage import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often to ask about a link. Defaults suit people; tests make them quick."""
+
+    active: timedelta = timedelta(seconds=2)  # processing, awaiting authorization
+    fresh: timedelta = timedelta(seconds=3)  # just issued: the customer is likely paying
+    fresh_for: timedelta = timedelta(minutes=2)
+    idle_min: timedelta = timedelta(seconds=5)
+    idle_max: timedelta = timedelta(seconds=60)
+    jitter: float = 0.2  # ± this fraction, so links issued together spread out
+
+    def interval(self, link: Link, now: datetime) -> timedelta:
+        if link.status in (Status.PROCESSING, Status.AWAITING_AUTHORIZATION):
+            base = self.active
+        elif now - link.created_at < self.fresh_for:
+            base = self.fresh
+        else:
+            # Idle: a twelfth of the time since anything happened, within bounds.
+            base = min(self.idle_max, max(self.idle_min, (now - link.status_changed_at) / 12))
+        return base * random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311 - jitter
+
+    def next_poll(self, link: Link, now: datetime) -> datetime:
+        # Never sleep past the expiry, so that "Expired" is said on time.
+        return min(now + self.interval(link, now), max(link.expires_at, now))
+
+
+class Tracker:
+    def __init__(
+        self,
+        store: Store,
+        client: CimplifyClient,
+        payments: Payments,
+        clock: Callable[[], datetime],
+        rate: float = 5.0,
+        policy: PollPolicy | None = None,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._payments = payments
+        self._clock = clock
+        self._budget = TokenBucket(rate)
+        self.policy = policy or PollPolicy()
+        self._wake = asyncio.Event()
+        self._polls: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                due = await self._claim_due()
+                for link in due:
+                    await self._budget.acquire()
+                    task = asyncio.create_task(self.poll_quietly(link))
+                    self._polls.add(task)
+                    task.add_done_callback(self._polls.discard)
+                if not due:
+                    await self._idle()
+        finally:
+            for task in list(self._polls):
+                task.cancel()
+
+    async def _claim_due(self) -> list[Link]:
+        """Take the due links and push each one's next poll ahead, so none is taken twice."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            due = await tx.due_links(now, limit=50)
+            for link in due:
+                await tx.schedule_poll(link.id, self.policy.next_poll(link, now))
+        return due
+
+    async def _idle(self) -> None:
+        async with self._store.transaction() as tx:
+            next_at = await tx.next_poll_at()
+        wait = 5.0 if next_at is None else (next_at - self._clock()).total_seconds()
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), min(5.0, max(0.01, wait)))
+
+    async def poll(self, link: Link, patient: bool = False) -> Link | None:
+        """Ask Cimplify about one link and apply what it says; the link as it now stands."""
+        if self._clock() >= link.expires_at:
+            return await self._expire(link, "its expiry passed")
+        try:
+            report = await self._client.status(link.token, patient=patient)
+        except LinkExpired:
+            return await self._expire(link, "Cimplify says it expired")
+        except LinkNotFound:
+            log.error("link %s: Cimplify does not know its token; tracking stops", link.id)
+            await self._schedule(link.id, None)
+            return None
+        except CimplifyUnavailable as error:
+            await self._back_off(link, error)
+            raise
+        if report.status is None:
+            log.warning(
+                "link %s: unknown status %r, taken as no change", link.id, report.raw_status
+            )
+            return link
+        moved = await self._payments.apply_status(link.id, report.status, report.reference)
+        if moved is None:
+            return link
+        if not moved.status.is_final:
+            # The pace follows the state: a payment that started moving is watched closely.
+            await self._schedule(moved.id, self.policy.next_poll(moved, self._clock()))
+        return moved
+
+    async def _expire(self, link: Link, why: str) -> Link | None:
+        log.info("link %s for order %s: %s", link.id, link.order_id, why)
+        moved = await self._payments.apply_status(link.id, Status.EXPIRED)
+        await self._schedule(link.id, None)
+        return moved
+
+    async def _back_off(self, link: Link, error: CimplifyUnavailable) -> None:
+        wait = getattr(error, "retry_after", None) or self.policy.idle_min.total_seconds()
+        log.warning("link %s: Cimplify unavailable (%s); next poll in %s s", link.id, error, wait)
+        await self._schedule(link.id, self._clock() + timedelta(seconds=wait))
+
+    async def _schedule(self, link_id: str, at: datetime | None) -> None:
+        async with self._store.transaction() as tx:
+            current = await tx.link(link_id)
+            if current is not None and current.next_poll_at is not None:
+                await tx.schedule_poll(link_id, at)
+
+    async def poll_quietly(self, link: Link) -> None:
+        """One scheduled poll: its failures are logged, and the schedule already holds the next."""
+        try:
+            await self.poll(link)
+        except CimplifyError as error:
+            log.warning("link %s: poll failed: %s", link.id, error)
+        except Exception:
+            log.exception("link %s: poll failed", link.id)

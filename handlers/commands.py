@@ -1,0 +1,149 @@
+"""The conversation, whatever the channel: parse a command, call the core, answer.
+
+Every answer is queued in the store and sent by the outbox, like any other
+message, so answers share its durability and pacing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot import render
+from bot.errors import CimplifyUnavailable, InvalidOrderId, PaybotError
+from bot.invoices import Invoices
+from bot.models import ChatRef, Link, MessageKind, Outgoing, parse_order_id
+from bot.tracking import Tracker
+from storage import Store
+
+log = logging.getLogger(__name__)
+
+MERCHANT_COMMANDS = frozenset({"invoice", "status", "open"})
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command from a chat, already stripped of its channel's wrapping."""
+
+    chat: ChatRef
+    sender: str  # the sender's id on the channel
+    is_merchant: bool
+    name: str  # lower case, no slash: "invoice"
+    args: tuple[str, ...] = ()
+
+
+class Conversation:
+    def __init__(
+        self,
+        store: Store,
+        invoices: Invoices,
+        tracker: Tracker,
+        clock: Callable[[], datetime],
+        on_queued: Callable[[], None],
+        merchants_setting: Callable[[str], str],
+    ) -> None:
+        self._store = store
+        self._invoices = invoices
+        self._tracker = tracker
+        self._clock = clock
+        self._on_queued = on_queued
+        self._merchants_setting = merchants_setting  # channel -> the setting that lists merchants
+
+    async def handle(self, command: Command) -> None:
+        """Answer one command. Never raises for anything a sender can type."""
+        if command.name in MERCHANT_COMMANDS and not command.is_merchant:
+            setting = self._merchants_setting(command.chat.channel)
+            log.info("refused /%s from %s: not a merchant", command.name, command.chat)
+            await self.reply(command.chat, render.not_authorized(command.sender, setting))
+            return
+        handler = {
+            "invoice": self._invoice,
+            "status": self._status,
+            "open": self._open,
+            "start": self._help,
+            "help": self._help,
+        }.get(command.name, self._unknown)
+        try:
+            await handler(command)
+        except PaybotError as error:
+            log.info("/%s from %s: %s", command.name, command.chat, error)
+            await self.reply(command.chat, render.explain(error, _order_arg(command)))
+
+    async def reply(self, chat: ChatRef, text: str) -> None:
+        async with self._store.transaction() as tx:
+            await tx.enqueue([Outgoing(chat, MessageKind.TEXT, text)], self._clock())
+        self._on_queued()
+
+    async def refresh(self, chat: ChatRef, link_id: str) -> str:
+        """A "Refresh status" button: poll now; the words for the button's answer."""
+        async with self._store.transaction() as tx:
+            link = await tx.link(link_id)
+            subscribed = link is not None and any(
+                sub.chat == chat for sub in await tx.subscriptions(link_id)
+            )
+        if link is None or not subscribed:
+            return "That link is not one of this chat's."
+        try:
+            current = await self._current(link)
+        except PaybotError as error:
+            return render.explain(error, link.order_id)
+        return f"Order {current.order_id}: {current.status_words}"
+
+    async def _invoice(self, command: Command) -> None:
+        if len(command.args) != 1:
+            await self.reply(command.chat, render.USAGE)
+            return
+        await self._invoices.issue(command.args[0], command.chat)
+
+    async def _status(self, command: Command) -> None:
+        if len(command.args) != 1:
+            await self.reply(command.chat, "Type /status <order_id>, for example /status 1001.")
+            return
+        order_id = parse_order_id(command.args[0])
+        async with self._store.transaction() as tx:
+            link = await tx.latest_link_for_order(order_id)
+        if link is None:
+            await self.reply(command.chat, render.no_link(order_id))
+            return
+        try:
+            link = await self._current(link)
+            stale = False
+        except CimplifyUnavailable:
+            stale = True
+        await self.reply(command.chat, render.status_summary(link, self._clock(), stale))
+
+    async def _current(self, link: Link) -> Link:
+        """The link after asking Cimplify, when it is still worth asking."""
+        if link.confirmed_at is not None or link.status.is_final:
+            return link
+        polled = await self._tracker.poll(link, patient=True)
+        async with self._store.transaction() as tx:
+            return await tx.link(link.id) or polled or link
+
+    async def _open(self, command: Command) -> None:
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            links = [link for link in await tx.links_for_chat(command.chat) if link.is_live(now)]
+        await self.reply(command.chat, render.open_links(links, now))
+
+    async def _help(self, command: Command) -> None:
+        text = render.HELP
+        if not command.is_merchant:
+            setting = self._merchants_setting(command.chat.channel)
+            text += "\n\n" + render.not_authorized(command.sender, setting)
+        await self.reply(command.chat, text)
+
+    async def _unknown(self, command: Command) -> None:
+        await self.reply(command.chat, render.unknown_command())
+
+
+def _order_arg(command: Command) -> str | None:
+    """The order id the sender typed, if it is a valid one (for error messages)."""
+    if not command.args:
+        return None
+    try:
+        return parse_order_id(command.args[0])
+    except InvalidOrderId:
+        return None

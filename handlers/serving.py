@@ -1,0 +1,59 @@
+"""Serve a Starlette app with uvicorn inside the running event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Generator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+STARTUP_DEADLINE = 10.0
+
+
+class _EmbeddedServer(uvicorn.Server):
+    # paybot owns SIGINT and SIGTERM and stops every part in order, so uvicorn
+    # must not install its own handlers (it would re-raise the signal after).
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpServer:
+    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, lifespan="off", access_log=False
+        )
+        self._server = _EmbeddedServer(config)
+        self._task: asyncio.Task[None] | None = None
+        self.port = port
+        self.host = host
+
+    async def start(self) -> None:
+        """Listen, or raise OSError saying why not (the port is taken, say)."""
+        # Binding here rather than in uvicorn: uvicorn answers a bind failure with
+        # sys.exit, which would tear through the event loop.
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.create_server((self.host, self.port), family=family)
+        self.port = sock.getsockname()[1]
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STARTUP_DEADLINE
+        while not self._server.started:
+            if self._task.done() or loop.time() > deadline:
+                raise RuntimeError(f"the HTTP server on {self.url} did not start")
+            await asyncio.sleep(0.01)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task
+        self._task = None

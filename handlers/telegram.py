@@ -1,0 +1,190 @@
+"""python-telegram-bot glue: updates in, messages and edits out.
+
+Nothing here decides anything: an update becomes a `Command` for
+handlers.commands, and an outbox `Delivery` becomes one Bot API call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+from datetime import timedelta
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.errors import PermanentDelivery, RetryLater, TransientDelivery
+from bot.invoices import qr_png
+from bot.models import Button, ChatRef, MessageKind
+from bot.outbox import Delivery
+from handlers.commands import Command, Conversation
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+COMMANDS = ("invoice", "status", "open", "start", "help")
+MENU = [
+    BotCommand("invoice", "Payment link and QR code for an order"),
+    BotCommand("status", "Where an order's payment stands"),
+    BotCommand("open", "Your links that are not paid yet"),
+    BotCommand("help", "What paybot can do"),
+]
+
+
+class TelegramChannel:
+    """Long polling in, Bot API calls out, over one PTB Application."""
+
+    def __init__(
+        self, token: str, api_base: str, merchants: frozenset[int], conversation: Conversation
+    ) -> None:
+        # PTB 22 warns on every time period read as int (RetryAfter's among them) unless
+        # this opt-in to timedelta values is set; paybot reads either.
+        os.environ.setdefault("PTB_TIMEDELTA", "true")
+        self._merchants = merchants
+        self._conversation = conversation
+        self.app = _build_application(token, api_base)
+        self.webhook_secret = hashlib.sha256(f"paybot-webhook:{token}".encode()).hexdigest()
+        for name in COMMANDS:
+            self.app.add_handler(CommandHandler(name, self._on_command))
+        self.app.add_handler(MessageHandler(filters.COMMAND, self._on_command))
+        self.app.add_handler(CallbackQueryHandler(self._on_button, pattern=r"^refresh:"))
+
+    async def start(self) -> None:
+        await self.app.initialize()
+        await self.app.start()
+        try:
+            await self.app.bot.set_my_commands(MENU)
+        except TelegramError as error:  # a menu is a nicety; polling matters
+            log.warning("telegram: could not set the command menu: %s", error)
+        if self.app.updater is not None:
+            await self.app.updater.start_polling(poll_interval=0.0, timeout=10)
+
+    async def stop(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    def secret_matches(self, header: str | None) -> bool:
+        """X-Telegram-Bot-Api-Secret-Token check, in constant time."""
+        return header is not None and hmac.compare_digest(header, self.webhook_secret)
+
+    async def process_webhook_update(self, data: object) -> None:
+        """An update posted to /webhooks/telegram: handled before the 200, so none is lost."""
+        update = Update.de_json(data, self.app.bot)  # type: ignore[arg-type]
+        await self.app.process_update(update)
+
+    async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or not message.text:
+            return
+        words = message.text.split()
+        name = words[0].lstrip("/").split("@", 1)[0].lower()
+        await self._conversation.handle(
+            Command(
+                chat=ChatRef(CHANNEL, str(message.chat_id)),
+                sender=str(user.id),
+                is_merchant=user.id in self._merchants,
+                name=name,
+                args=tuple(words[1:]),
+            )
+        )
+
+    async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or query.data is None or not isinstance(query.message, Message):
+            return
+        link_id = query.data.removeprefix("refresh:")
+        chat = ChatRef(CHANNEL, str(query.message.chat_id))
+        answer = await self._conversation.refresh(chat, link_id)
+        await query.answer(answer[:200])
+
+
+def _build_application(token: str, api_base: str) -> Application:  # type: ignore[type-arg]
+    return (
+        Application.builder()
+        .token(token)
+        .base_url(f"{api_base}/bot")
+        .base_file_url(f"{api_base}/file/bot")
+        # A slow Cimplify must not hold up everyone else's commands.
+        .concurrent_updates(64)
+        .build()
+    )
+
+
+class TelegramMessenger:
+    """The outbox's sending side for Telegram."""
+
+    def __init__(self, channel: TelegramChannel) -> None:
+        self._channel = channel
+
+    async def deliver(self, delivery: Delivery) -> str | None:
+        try:
+            return await self._call(delivery)
+        except RetryAfter as error:
+            raise RetryLater(_seconds(error)) from error
+        except Forbidden as error:  # the user blocked the bot, or it was removed from the group
+            raise PermanentDelivery(error.message) from error
+        except BadRequest as error:
+            if "message is not modified" in error.message.lower():
+                return None  # the caption already says this
+            raise PermanentDelivery(error.message) from error
+        except NetworkError as error:  # TimedOut is a NetworkError
+            raise TransientDelivery(str(error)) from error
+
+    async def _call(self, delivery: Delivery) -> str | None:
+        bot = self._channel.app.bot
+        message = delivery.message
+        chat_id = int(message.chat.chat_id)
+        markup = _keyboard(message.buttons)
+        if message.kind is MessageKind.INVOICE:
+            if delivery.link is None:
+                raise PermanentDelivery("the invoice's link is gone")
+            sent = await bot.send_photo(
+                chat_id, photo=qr_png(delivery.link.url), caption=message.text, reply_markup=markup
+            )
+            return str(sent.message_id)
+        if message.kind is MessageKind.CAPTION:
+            await bot.edit_message_caption(
+                chat_id=chat_id,
+                message_id=int(delivery.message_id or 0),
+                caption=message.text,
+                reply_markup=markup,
+            )
+            return None
+        sent = await bot.send_message(chat_id, message.text, reply_markup=markup)
+        return str(sent.message_id)
+
+
+def _keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    row = [
+        InlineKeyboardButton(b.label, url=b.url)
+        if b.url
+        else InlineKeyboardButton(b.label, callback_data=b.action)
+        for b in buttons
+    ]
+    return InlineKeyboardMarkup([row])
+
+
+def _seconds(error: RetryAfter) -> float:
+    value = error.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

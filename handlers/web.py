@@ -1,0 +1,146 @@
+"""The bot's own HTTP server: Cimplify webhooks, Telegram webhook updates, QR images, health.
+
+A Cimplify webhook is verified on its raw bytes, stored under its id, and only
+then answered `2xx`; it is applied after the answer. A crash between the two
+loses nothing: stored events not yet applied are applied at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.cimplify import WebhookVerifier
+from bot.errors import InvalidWebhook
+from bot.invoices import qr_png
+from bot.payments import Payments
+from handlers.telegram import TelegramChannel
+from storage import Store
+
+log = logging.getLogger(__name__)
+
+# Webhook bodies are small JSON documents; refuse anything larger unread.
+MAX_BODY = 64 * 1024
+_LINK_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+class WebRoutes:
+    def __init__(
+        self,
+        store: Store,
+        verifier: WebhookVerifier,
+        payments: Payments,
+        clock: Callable[[], datetime],
+        telegram: TelegramChannel | None = None,
+    ) -> None:
+        self._store = store
+        self._verifier = verifier
+        self._payments = payments
+        self._clock = clock
+        self._telegram = telegram
+        self._applying: set[asyncio.Task[None]] = set()
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/webhooks/cimplify", self.cimplify_webhook, methods=["POST"]),
+                Route("/webhooks/telegram", self.telegram_webhook, methods=["POST"]),
+                Route("/qr/{name}", self.qr_image, methods=["GET"]),
+                Route("/healthz", self.health, methods=["GET"]),
+            ]
+        )
+
+    async def cimplify_webhook(self, request: Request) -> Response:
+        body = await _read_body(request)
+        if body is None:
+            return _error(413, "body too large")
+        try:
+            event = self._verifier.verify(body, dict(request.headers))
+        except InvalidWebhook as error:
+            log.warning("cimplify webhook refused: %s", error)
+            return _error(error.status_code, str(error))
+        try:
+            async with self._store.transaction() as tx:
+                fresh = await tx.record_event(event, body, self._clock())
+        except Exception:
+            # Not stored, so not acknowledged: Cimplify will deliver it again.
+            log.exception("cimplify webhook %s could not be stored", event.id)
+            return _error(503, "could not store the event; deliver it again")
+        if fresh:
+            self._apply_soon()
+        return JSONResponse({"received": event.id, "duplicate": not fresh})
+
+    def _apply_soon(self) -> None:
+        task = asyncio.create_task(self._apply_pending())
+        self._applying.add(task)
+        task.add_done_callback(self._applying.discard)
+
+    async def _apply_pending(self) -> None:
+        try:
+            await self._payments.apply_pending_events()
+        except Exception:  # stays stored and unapplied; the next event or restart retries
+            log.exception("applying stored webhook events failed")
+
+    async def drain(self) -> None:
+        """Wait for events being applied (on shutdown)."""
+        if self._applying:
+            await asyncio.wait(list(self._applying), timeout=5)
+
+    async def telegram_webhook(self, request: Request) -> Response:
+        if self._telegram is None:
+            return _error(404, "the Telegram channel is off")
+        secret = request.headers.get("x-telegram-bot-api-secret-token")
+        if not self._telegram.secret_matches(secret):
+            return _error(403, "bad secret token")
+        body = await _read_body(request)
+        try:
+            data = json.loads(body or b"")
+        except ValueError:
+            return _error(400, "not JSON")
+        if not isinstance(data, dict):
+            return _error(400, "not an update")
+        await self._telegram.process_webhook_update(data)
+        return JSONResponse({"ok": True})
+
+    async def qr_image(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        link_id = name.removesuffix(".png")
+        if not name.endswith(".png") or not _LINK_ID.fullmatch(link_id):
+            return _error(404, "no such image")
+        async with self._store.transaction() as tx:
+            link = await tx.link(link_id)
+        if link is None:
+            return _error(404, "no such image")
+        return Response(
+            qr_png(link.url),
+            media_type="image/png",
+            headers={"Cache-Control": "private, max-age=3600"},
+        )
+
+    async def health(self, request: Request) -> Response:
+        if await self._store.ping():
+            return PlainTextResponse("ok")
+        return PlainTextResponse("store not answering", status_code=503)
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The raw body, or None once it passes MAX_BODY."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)

@@ -1,0 +1,377 @@
+"""The store on SQLite: aiosqlite, WAL, one writer.
+
+One connection serves every transaction, one at a time behind an asyncio lock,
+so SQLite never sees two writers from this process. `BEGIN IMMEDIATE` takes the
+write lock up front, so a transaction cannot fail half way for want of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import aiosqlite
+
+from bot.errors import ConfigError
+from bot.models import (
+    ChatRef,
+    Link,
+    Outgoing,
+    QueuedMessage,
+    Status,
+    StoredEvent,
+    Subscription,
+    WebhookEvent,
+)
+from storage import rows
+from storage.rows import optional_time_from, time_from, time_text
+
+_MIGRATION_FILE = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
+_ERROR_CHARS = 1000  # errors can quote hostile input; keep the row bounded
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The packaged migrations as (version, sql), numbered 1, 2, 3... without gaps."""
+    folder = resources.files("storage").joinpath("migrations")
+    found = sorted(
+        (int(match[1]), entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if (match := _MIGRATION_FILE.fullmatch(entry.name))
+    )
+    if [version for version, _ in found] != list(range(1, len(found) + 1)):
+        raise RuntimeError("storage/migrations must be numbered 0001, 0002, ... without gaps")
+    return found
+
+
+def sql_statements(script: str) -> Iterator[str]:
+    """Split a migration into statements.
+
+    `executescript` would commit our open transaction first, so each statement
+    runs on its own inside the migration's transaction instead.
+    """
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+    if statement.strip():
+        yield statement  # only comments are left, or SQLite reports what is wrong
+
+
+@asynccontextmanager
+async def _write_transaction(db: aiosqlite.Connection) -> AsyncIterator[None]:
+    try:
+        # Inside the try: a task cancelled while BEGIN runs on aiosqlite's thread
+        # must still roll back, or the connection is left in a transaction.
+        await db.execute("BEGIN IMMEDIATE")
+        yield
+        # COMMIT, not db.commit(): the latter is silent when SQLite has already
+        # rolled back on its own (a full disk), and the work would vanish unsaid.
+        await db.execute("COMMIT")
+    except BaseException:
+        await db.rollback()  # a no-op when SQLite already rolled back
+        raise
+
+
+class SqliteStore:
+    """`Store` on one SQLite file."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        db = await aiosqlite.connect(self._path, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            await db.execute("PRAGMA busy_timeout = 5000")
+            await db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a webhook is acknowledged only once its row survives power loss.
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await self._migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        known = migrations()
+        found = await _user_version(db)
+        if found > len(known):
+            raise ConfigError(
+                "PAYBOT_DATABASE",
+                f"{self._path} has schema version {found}, newer than this paybot's "
+                f"{len(known)}; upgrade paybot",
+            )
+        for version, script in known[found:]:
+            async with _write_transaction(db):
+                # Read again under the write lock: another process may have migrated.
+                if await _user_version(db) >= version:
+                    continue
+                for statement in sql_statements(script):
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {version:d}")
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._db is not None:
+                db, self._db = self._db, None
+                await db.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteTx]:
+        async with self._lock:
+            if self._db is None:
+                raise RuntimeError("SqliteStore is not open")
+            async with _write_transaction(self._db):
+                yield SqliteTx(self._db)
+
+    async def ping(self) -> bool:
+        async with self._lock:
+            if self._db is None:
+                return False
+            try:
+                async with self._db.execute("SELECT 1") as cursor:
+                    return await cursor.fetchone() is not None
+            except (sqlite3.Error, ValueError):  # ValueError: aiosqlite's closed connection
+                return False
+
+
+async def _user_version(db: aiosqlite.Connection) -> int:
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+class SqliteTx:
+    """`Tx` on the store's connection, valid only inside its `transaction()` block."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        async with self._db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        async with self._db.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _change(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a write; the number of rows it changed."""
+        async with self._db.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def _links(self, sql: str, params: Sequence[Any]) -> list[Link]:
+        return [rows.link_from(row) for row in await self._rows(sql, params)]
+
+    async def _first_link(self, sql: str, params: Sequence[Any]) -> Link | None:
+        found = await self._links(sql, params)
+        return found[0] if found else None
+
+    # links
+
+    async def insert_link(self, link: Link) -> None:
+        await self._change(rows.INSERT_LINK, rows.link_params(link))
+
+    async def link(self, link_id: str) -> Link | None:
+        return await self._first_link("SELECT * FROM links WHERE id = ?", (link_id,))
+
+    async def link_by_token(self, token: str) -> Link | None:
+        return await self._first_link("SELECT * FROM links WHERE token = ?", (token,))
+
+    async def latest_link_for_order(self, order_id: str) -> Link | None:
+        return await self._first_link(
+            "SELECT * FROM links WHERE order_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (order_id,),
+        )
+
+    async def move_status(
+        self, link_id: str, old: Status, new: Status, at: datetime, reference: str | None
+    ) -> bool:
+        changed = await self._change(
+            "UPDATE links SET status = ?, status_changed_at = ?,"
+            " reference = COALESCE(?, reference) WHERE id = ? AND status = ?",
+            (new.value, time_text(at), reference, link_id, old.value),
+        )
+        if changed == 1:
+            await self._record_history(link_id, new, at, reference)
+        return changed == 1
+
+    async def confirm(self, link_id: str, at: datetime, reference: str | None) -> bool:
+        changed = await self._change(
+            "UPDATE links SET confirmed_at = ?, status = 'paid',"
+            " reference = COALESCE(?, reference), next_poll_at = NULL"
+            " WHERE id = ? AND confirmed_at IS NULL",
+            (time_text(at), reference, link_id),
+        )
+        if changed == 1:
+            await self._record_history(link_id, None, at, reference)
+        return changed == 1
+
+    async def _record_history(
+        self, link_id: str, status: Status | None, at: datetime, reference: str | None
+    ) -> None:
+        await self._change(
+            "INSERT INTO status_history (link_id, status, at, reference) VALUES (?, ?, ?, ?)",
+            (link_id, None if status is None else status.value, time_text(at), reference),
+        )
+
+    async def status_history(self, link_id: str) -> list[tuple[Status | None, datetime]]:
+        found = await self._rows(
+            "SELECT status, at FROM status_history WHERE link_id = ? ORDER BY id", (link_id,)
+        )
+        return [(None if s is None else Status(s), time_from(at)) for s, at in found]
+
+    # tracking
+
+    async def schedule_poll(self, link_id: str, at: datetime | None) -> None:
+        await self._change(
+            "UPDATE links SET next_poll_at = ? WHERE id = ?",
+            (rows.optional_time_text(at), link_id),
+        )
+
+    async def due_links(self, now: datetime, limit: int) -> list[Link]:
+        return await self._links(
+            "SELECT * FROM links WHERE next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
+            (time_text(now), max(limit, 0)),
+        )
+
+    async def next_poll_at(self) -> datetime | None:
+        row = await self._row("SELECT MIN(next_poll_at) FROM links")
+        return None if row is None else optional_time_from(row[0])
+
+    async def tracked_count(self) -> int:
+        return await self._count("SELECT COUNT(*) FROM links WHERE next_poll_at IS NOT NULL")
+
+    async def _count(self, sql: str) -> int:
+        row = await self._row(sql)
+        return 0 if row is None else int(row[0])
+
+    # subscriptions
+
+    async def subscribe(self, subscription: Subscription) -> bool:
+        # Only the primary key conflict means "already subscribed"; any other
+        # violation (an unknown link) still raises.
+        changed = await self._change(
+            "INSERT INTO subscriptions (link_id, channel, chat_id, role, message_id)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (link_id, channel, chat_id) DO NOTHING",
+            (
+                subscription.link_id,
+                subscription.chat.channel,
+                subscription.chat.chat_id,
+                subscription.role.value,
+                subscription.message_id,
+            ),
+        )
+        return changed == 1
+
+    async def subscriptions(self, link_id: str) -> list[Subscription]:
+        found = await self._rows(
+            "SELECT * FROM subscriptions WHERE link_id = ? ORDER BY rowid", (link_id,)
+        )
+        return [rows.subscription_from(row) for row in found]
+
+    async def set_message_id(self, link_id: str, chat: ChatRef, message_id: str) -> None:
+        await self._change(
+            "UPDATE subscriptions SET message_id = ?"
+            " WHERE link_id = ? AND channel = ? AND chat_id = ?",
+            (message_id, link_id, chat.channel, chat.chat_id),
+        )
+
+    async def links_for_chat(self, chat: ChatRef) -> list[Link]:
+        return await self._links(
+            "SELECT * FROM links WHERE id IN"
+            " (SELECT link_id FROM subscriptions WHERE channel = ? AND chat_id = ?)"
+            " ORDER BY created_at DESC, rowid DESC",
+            (chat.channel, chat.chat_id),
+        )
+
+    # outbox
+
+    async def enqueue(self, messages: Sequence[Outgoing], at: datetime) -> list[int]:
+        ids: list[int] = []
+        for message in messages:
+            async with self._db.execute(
+                "INSERT INTO outbox (channel, chat_id, kind, text, link_id, buttons,"
+                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows.outgoing_params(message, at),
+            ) as cursor:
+                assert cursor.lastrowid is not None  # an INSERT always sets it
+                ids.append(cursor.lastrowid)
+        return ids
+
+    async def due_messages(
+        self, now: datetime, limit: int, skip_chats: frozenset[ChatRef] = frozenset()
+    ) -> list[QueuedMessage]:
+        # A chat has one head at most, so skipping drops at most len(skip_chats) rows.
+        found = await self._rows(
+            "SELECT * FROM outbox_heads WHERE next_attempt_at <= ? ORDER BY id LIMIT ?",
+            (time_text(now), max(limit, 0) + len(skip_chats)),
+        )
+        heads = [rows.queued_message_from(row) for row in found]
+        return [m for m in heads if m.message.chat not in skip_chats][: max(limit, 0)]
+
+    async def next_message_at(self) -> datetime | None:
+        # Heads only: a later message cannot go before its chat's head, so its
+        # own due time would wake the sender for nothing, again and again.
+        row = await self._row("SELECT MIN(next_attempt_at) FROM outbox_heads")
+        return None if row is None else optional_time_from(row[0])
+
+    async def mark_sent(self, message_id: int, at: datetime) -> None:
+        await self._change(
+            "UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL AND dropped_at IS NULL",
+            (time_text(at), message_id),
+        )
+
+    async def retry_message(self, message_id: int, at: datetime, error: str) -> None:
+        await self._change(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+            " WHERE id = ? AND sent_at IS NULL AND dropped_at IS NULL",
+            (time_text(at), error[:_ERROR_CHARS], message_id),
+        )
+
+    async def drop_message(self, message_id: int, at: datetime, error: str) -> None:
+        await self._change(
+            "UPDATE outbox SET attempts = attempts + 1, dropped_at = ?, last_error = ?"
+            " WHERE id = ? AND sent_at IS NULL AND dropped_at IS NULL",
+            (time_text(at), error[:_ERROR_CHARS], message_id),
+        )
+
+    async def pending_count(self) -> int:
+        return await self._count(
+            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dropped_at IS NULL"
+        )
+
+    # webhook events
+
+    async def record_event(self, event: WebhookEvent, body: bytes, at: datetime) -> bool:
+        changed = await self._change(
+            "INSERT INTO webhook_events (id, type, created_at, order_id, token, amount,"
+            " currency, reference, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            rows.event_params(event, body, at),
+        )
+        return changed == 1
+
+    async def unapplied_events(self, limit: int) -> list[StoredEvent]:
+        found = await self._rows(
+            "SELECT * FROM webhook_events WHERE applied_at IS NULL ORDER BY seq LIMIT ?",
+            (max(limit, 0),),
+        )
+        return [rows.stored_event_from(row) for row in found]
+
+    async def mark_applied(self, event_id: str, at: datetime) -> None:
+        await self._change(
+            "UPDATE webhook_events SET applied_at = ? WHERE id = ? AND applied_at IS NULL",
+            (time_text(at), event_id),
+        )

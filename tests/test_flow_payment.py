@@ -1,0 +1,202 @@
+"""A payment from link to `Confirmed`: polling, webhooks, and their races."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.harness import MERCHANT, OTHER_MERCHANT, World, running_world
+
+
+def event(
+    kind: str,
+    order_id: str = "1001",
+    token: str | None = None,
+    amount: str | None = "75.00",
+    event_id: str | None = None,
+) -> dict[str, object]:
+    data: dict[str, object] = {"order_id": order_id, "currency": "GHS", "reference": "MOMO-77812"}
+    if token is not None:
+        data["token"] = token
+    if amount is not None:
+        data["amount"] = amount
+    return {
+        "id": event_id or f"evt_{uuid.uuid4().hex}",
+        "type": kind,
+        "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "data": data,
+    }
+
+
+async def invoiced(world: World, chat_id: int = MERCHANT) -> object:
+    world.say("/invoice 1001", user_id=chat_id)
+    await world.wait_message("Pay here", chat_id=chat_id)
+    return await world.link_for("1001")
+
+
+async def test_each_step_reaches_the_chat_and_the_caption_follows(world: World) -> None:
+    link = await invoiced(world)
+    for status, words in (
+        ("processing", "Processing"),
+        ("awaiting_authorization", "Awaiting authorization"),
+        ("failed", "Failed"),
+        ("processing", "Processing"),
+        ("paid", "Paid"),
+    ):
+        world.sandbox.set_status(link.token, status)
+        seen = world.count(words)
+        await world.fake.wait_for(lambda w=words, n=seen: world.count(w) > n)
+    response = await world.post_event(event("payment.succeeded", token=link.token))
+    assert response.status_code == 200
+    await world.wait_message("Confirmed")
+    await world.wait_idle()
+
+    invoice = world.fake.messages(MERCHANT)[0]
+    assert invoice.edits and invoice.edits[-1].endswith("Status: Confirmed")
+    assert world.count("Confirmed") == 1
+
+
+async def test_paid_by_polling_is_not_confirmed_without_the_webhook(world: World) -> None:
+    link = await invoiced(world)
+    world.sandbox.set_status(link.token, "paid")
+    await world.wait_message("Paid")
+    await world.wait_idle()
+    assert world.count("Confirmed") == 0
+    assert (await world.link_for("1001")).next_poll_at is None  # paid ends polling
+
+
+async def test_duplicate_and_reordered_events_confirm_once_per_chat(world: World) -> None:
+    link = await invoiced(world)
+    await invoiced(world, OTHER_MERCHANT)
+    succeeded = event("payment.succeeded", token=link.token)
+    completed = event("order.completed")  # no token: matched by order id
+    late_failure = event("payment.failed", token=link.token)
+    for body in (completed, succeeded, succeeded, completed, late_failure, succeeded):
+        assert (await world.post_event(body)).status_code == 200
+    await world.wait_message("Confirmed")
+    await world.wait_message("Confirmed", chat_id=OTHER_MERCHANT)
+    await world.wait_idle()
+
+    assert world.count("Confirmed") == 1
+    assert world.count("Confirmed", OTHER_MERCHANT) == 1
+    assert world.count("Failed") == 0
+
+
+async def test_sandbox_payment_end_to_end(world: World) -> None:
+    await invoiced(world)
+    token = await world.sandbox.pay("1001", step_delay=0.3)
+    await world.wait_message("Confirmed")
+    await world.wait_idle()
+    for words in ("Processing", "Awaiting authorization"):
+        assert world.count(words) == 1, world.texts()
+    assert world.count("Confirmed") == 1
+    assert (await world.link_for("1001")).token == token
+
+
+async def test_an_amount_that_does_not_match_is_never_confirmed(world: World) -> None:
+    link = await invoiced(world)
+    await world.post_event(event("payment.succeeded", token=link.token, amount="7.50"))
+    await world.wait_message("Not confirmed")
+    await world.wait_idle()
+    assert world.count("Confirmed -") == 0
+    assert (await world.link_for("1001")).confirmed_at is None
+
+
+async def test_forged_stale_and_junk_webhooks_are_refused_and_not_stored(world: World) -> None:
+    link = await invoiced(world)
+    body = event("payment.succeeded", token=link.token)
+    raw = b'{"id": "evt_forged"}'
+    forged = world.sandbox.sign(raw, event_id="evt_forged") | {"webhook-signature": "v1,AAAA"}
+    stale_time = datetime.now(UTC) - timedelta(minutes=10)
+    import json
+
+    stale = world.sandbox.sign(
+        json.dumps(body).encode(), event_id=str(body["id"]), timestamp=stale_time
+    )
+
+    assert (await world.post_event(body, headers=forged)).status_code == 401
+    assert (await world.post_event(body, headers=stale)).status_code == 401
+    assert (await world.post_event(body, headers={})).status_code == 401
+    junk = {"id": "evt_junk", "type": "payment.succeeded", "data": {"order_id": "x y"}}
+    assert (await world.post_event(junk)).status_code == 400
+    other = event("refund.created", event_id="evt_other")
+    assert (await world.post_event(other)).status_code == 200
+
+    async with world.paybot.store.transaction() as tx:
+        unapplied = await tx.unapplied_events(10)
+    assert [e.event.id for e in unapplied] in ([], ["evt_other"])
+    await world.wait_idle()
+    assert world.count("Confirmed") == 0
+
+
+async def test_webhooks_from_the_sandbox_are_delivered_and_acknowledged(world: World) -> None:
+    link = await invoiced(world)
+    event_id = world.sandbox.send_event(
+        "payment.succeeded",
+        "1001",
+        token=link.token,
+        amount="75.00",
+        currency="GHS",
+        reference="R-1",
+    )
+    await world.sandbox.wait_delivered(event_id)
+    await world.wait_message("Confirmed")
+
+
+async def test_a_webhook_stored_before_a_crash_is_applied_on_restart(world: World) -> None:
+    link = await invoiced(world)
+    await world.paybot.stop()
+    # The crash: the event was stored and acknowledged, then the process died.
+    import json
+
+    from bot.cimplify import WebhookVerifier
+    from storage.sqlite import SqliteStore
+    from tests.harness import WEBHOOK_SECRET
+
+    body = event("payment.succeeded", token=link.token)
+    raw = json.dumps(body).encode()
+    headers = world.sandbox.sign(raw, event_id=str(body["id"]))
+    verified = WebhookVerifier(WEBHOOK_SECRET).verify(raw, headers)
+    store = SqliteStore(world.settings.database)
+    await store.open()
+    async with store.transaction() as tx:
+        assert await tx.record_event(verified, raw, datetime.now(UTC))
+    await store.close()
+
+    from bot.app import Paybot
+
+    world.paybot = Paybot(world.settings, world.tuning)
+    await world.paybot.start()
+    await world.wait_message("Confirmed")
+    await world.wait_idle()
+    assert world.count("Confirmed") == 1
+
+
+async def test_a_live_link_is_tracked_again_after_a_restart(world: World) -> None:
+    link = await invoiced(world)
+    await world.restart()
+    world.sandbox.set_status(link.token, "processing")
+    await world.wait_message("Processing")
+
+
+async def test_expiry_reported_by_cimplify_ends_tracking(world: World) -> None:
+    link = await invoiced(world)
+    world.sandbox.expire(link.token)
+    await world.wait_message("Expired")
+    await world.wait_idle()
+    stored = await world.link_for("1001")
+    assert stored.status == "expired" and stored.next_poll_at is None
+    assert world.count("Expired") == 1
+
+
+async def test_a_link_whose_expiry_passes_is_said_expired(tmp_path: Path) -> None:
+    async with running_world(tmp_path, link_ttl=timedelta(seconds=1)) as world:
+        world.say("/invoice 1001")
+        await world.wait_message("Pay here")
+        await world.wait_message("Expired", timeout=5)
+        first = await world.link_for("1001")
+        world.say("/invoice 1001")  # a new link, not the dead one
+        await world.fake.wait_for(lambda: len(world.photos()) == 2)
+        second = await world.link_for("1001")
+        assert second.token != first.token and first.status == "expired"

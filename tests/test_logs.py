@@ -1,0 +1,140 @@
+"""Redacting logs: no secret, bot token or Bearer credential reaches a log line."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from bot.config import Settings
+from bot.logs import configure_logging, redact
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
+QUIETED = ("httpx", "httpcore", "uvicorn.access")
+
+log = logging.getLogger("paybot.test")
+
+
+@pytest.fixture(autouse=True)
+def restored_logging() -> Iterator[None]:
+    """Put the root logger and the quieted loggers back as they were."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in QUIETED}
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
+    for name, old in levels.items():
+        logging.getLogger(name).setLevel(old)
+
+
+@pytest.fixture
+def output() -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging("DEBUG", [KEY, TOKEN], stream=stream)
+    return stream
+
+
+def test_line_format_is_utc_iso8601(output: io.StringIO) -> None:
+    log.info("hello %s", "world")
+    line = output.getvalue()
+    pattern = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO paybot\.test: hello world\n"
+    assert re.fullmatch(pattern, line)
+
+
+def test_secret_in_message_and_args_is_masked(output: io.StringIO) -> None:
+    log.info(f"calling with key {KEY}")
+    log.warning("token is %s and key is %r", TOKEN, KEY)
+    text = output.getvalue()
+    assert KEY not in text
+    assert TOKEN not in text
+    assert text.count("********") == 3
+
+
+def test_secret_inside_a_traceback_is_masked(output: io.StringIO) -> None:
+    try:
+        raise RuntimeError(f"refused key {KEY}")
+    except RuntimeError:
+        log.exception("request failed")
+    text = output.getvalue()
+    assert "Traceback" in text
+    assert "RuntimeError: refused key ********" in text
+    assert KEY not in text
+
+
+def test_bot_token_in_a_url_is_masked_even_when_unknown(output: io.StringIO) -> None:
+    other = "987654:ZZZdqTcvCH1vGWJxfSeofSAs0K5PALD"
+    logging.getLogger("httpx").warning(
+        'HTTP Request: POST https://api.telegram.org/bot%s/sendMessage "HTTP/1.1 502"', other
+    )
+    text = output.getvalue()
+    assert other not in text
+    assert "https://api.telegram.org/bot<redacted>/sendMessage" in text
+
+
+def test_bearer_credentials_are_masked(output: io.StringIO) -> None:
+    log.debug("headers: %s", {"Authorization": "Bearer unknown-credential-123"})
+    log.debug("authorization: bearer other.credential")
+    text = output.getvalue()
+    assert "unknown-credential-123" not in text
+    assert "other.credential" not in text
+    assert "'Bearer ********'" in text
+    assert "bearer ********" in text
+
+
+def test_httpx_request_lines_are_not_logged(output: io.StringIO) -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"ok": True}))
+    with httpx.Client(transport=transport) as client:
+        response = client.get(f"https://api.telegram.org/bot{TOKEN}/getMe")
+    assert response.status_code == 200
+    log.debug("after the request")
+    text = output.getvalue()
+    assert "after the request" in text  # DEBUG lines do get through
+    assert "HTTP Request" not in text
+    assert all(logging.getLogger(name).level == logging.WARNING for name in QUIETED)
+
+
+def test_configuring_again_replaces_the_handler() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("INFO", [], stream=first)
+    configure_logging("WARNING", [KEY], stream=second)
+    log.info("quiet now")
+    log.warning("key %s", KEY)
+    assert first.getvalue() == ""
+    assert "quiet now" not in second.getvalue()
+    assert "WARNING paybot.test: key ********" in second.getvalue()
+    named = [h for h in logging.getLogger().handlers if h.name == "paybot"]
+    assert len(named) == 1
+
+
+def test_settings_secrets_feed_the_redaction() -> None:
+    settings = Settings.from_env({"TELEGRAM_BOT_TOKEN": TOKEN}, dotenv_path=None)
+    stream = io.StringIO()
+    configure_logging(settings.log_level, settings.secrets(), stream=stream)
+    assert settings.telegram_bot_token is not None
+    log.error("token %s", settings.telegram_bot_token.reveal())
+    assert "ERROR paybot.test: token ********" in stream.getvalue()
+
+
+def test_redact_rules_on_one_string() -> None:
+    secret = "whsec_ab+/cd=="
+    assert redact(f"x {secret} y", [secret]) == "x ******** y"
+    assert redact("url ?s=whsec_ab%2B%2Fcd%3D%3D", [secret]) == "url ?s=********"
+    assert redact("short abc stays", ["abc"]) == "short abc stays"
+    assert redact("key sk_live_1234567 and sk_live_12", ["sk_live_1234567", "sk_live_12"]) == (
+        "key ******** and ********"
+    )
+    assert redact("nothing to hide", []) == "nothing to hide"
+
+
+def test_redact_escaped_repr_of_a_secret() -> None:
+    secret = 'sk_"quoted\\back'
+    assert redact(repr({"k": secret}), [secret]) == "{'k': '********'}"
