@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from bot.cimplify import CimplifyClient, WebhookVerifier
 from bot.config import Settings
@@ -54,12 +56,13 @@ class Paybot:
         self.tuning = tuning or Tuning()
         self.store = SqliteStore(settings.database)
         self.sandbox: Sandbox | None = None
-        self._sandbox_server: SandboxServer | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._stack = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
+        """Start every part; each one started is stopped by `stop`, in reverse order."""
         clock = self.tuning.clock
         await self.store.open()
+        self._stack.push_async_callback(self.store.close)
         base, key, webhook_secret = await self._cimplify_endpoint()
         self.client = CimplifyClient(
             base,
@@ -67,6 +70,7 @@ class Paybot:
             retry_budget=self.tuning.cimplify_retry_budget,
             timeout=self.tuning.cimplify_timeout,
         )
+        self._stack.push_async_callback(self.client.aclose)
         self.payments = Payments(self.store, clock, self._queued)
         self.tracker = Tracker(
             self.store,
@@ -88,39 +92,43 @@ class Paybot:
             MERCHANT_SETTINGS.__getitem__,
         )
         self.telegram = self._telegram_channel()
-        messengers = dict(self.tuning.messengers)
-        if self.telegram is not None:
-            messengers["telegram"] = TelegramMessenger(self.telegram)
         self.outbox = Outbox(
-            self.store, messengers, clock, self.tuning.per_chat_gap, self.tuning.overall_rate
+            self.store,
+            self._messengers(),
+            clock,
+            self.tuning.per_chat_gap,
+            self.tuning.overall_rate,
         )
         self.web = WebRoutes(
             self.store, WebhookVerifier(webhook_secret), self.payments, clock, self.telegram
         )
         await self._listen()
         await self.payments.apply_pending_events()  # acknowledged before a crash, not applied
-        self._tasks = [
-            asyncio.create_task(self.outbox.run(), name="outbox"),
-            asyncio.create_task(self.tracker.run(), name="tracker"),
-        ]
+        self._run_in_background(self.outbox.run(), self.tracker.run())
         if self.telegram is not None:
+            self._stack.push_async_callback(self.telegram.stop)
             await self.telegram.start()
         log.info("paybot is up: %s", self.http.url)
 
     async def stop(self) -> None:
-        """Stop taking work, finish what is in flight, close everything."""
+        """Stop taking work, finish what is in flight, close everything that started."""
+        await self._stack.aclose()
+
+    def _messengers(self) -> dict[str, Messenger]:
+        messengers = dict(self.tuning.messengers)
         if self.telegram is not None:
-            await self.telegram.stop()
-        await self.http.stop()
-        await self.web.drain()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.client.aclose()
-        if self._sandbox_server is not None and self.sandbox is not None:
-            await self.sandbox.close()
-            await self._sandbox_server.stop()
-        await self.store.close()
+            messengers["telegram"] = TelegramMessenger(self.telegram)
+        return messengers
+
+    def _run_in_background(self, *jobs: Coroutine[Any, Any, None]) -> None:
+        tasks = [asyncio.create_task(job) for job in jobs]
+
+        async def cancel() -> None:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self._stack.push_async_callback(cancel)
 
     async def _cimplify_endpoint(self) -> tuple[str, str, str]:
         """Where Cimplify is: the configured one, or an embedded sandbox started now."""
@@ -134,10 +142,12 @@ class Paybot:
         key = "sk_sandbox_" + secrets.token_urlsafe(24)
         webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         self.sandbox = Sandbox(secret_key=key, webhook_secret=webhook_secret)
-        self._sandbox_server = SandboxServer(self.sandbox, host="127.0.0.1", port=0)
-        await self._sandbox_server.start()
-        log.info("embedded Cimplify sandbox at %s", self._sandbox_server.url)
-        return self._sandbox_server.url, key, webhook_secret
+        server = SandboxServer(self.sandbox, host="127.0.0.1", port=0)
+        await server.start()
+        self._stack.push_async_callback(server.stop)
+        self._stack.push_async_callback(self.sandbox.close)
+        log.info("embedded Cimplify sandbox at %s", server.url)
+        return server.url, key, webhook_secret
 
     def _telegram_channel(self) -> TelegramChannel | None:
         token = self.settings.telegram_bot_token
@@ -153,6 +163,9 @@ class Paybot:
     async def _listen(self) -> None:
         self.http = HttpServer(self.web.app(), self.settings.http_host, self.settings.http_port)
         await self.http.start()
+        # On exit the server stops taking webhooks first, then those being applied finish.
+        self._stack.push_async_callback(self.web.drain)
+        self._stack.push_async_callback(self.http.stop)
         if self.sandbox is not None:
             # The embedded sandbox delivers to this very process over loopback.
             self.sandbox.webhook_url = f"{self.http.url}/webhooks/cimplify"

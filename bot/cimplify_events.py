@@ -19,7 +19,7 @@ from typing import NoReturn
 from standardwebhooks import Webhook
 
 from bot.errors import BadPayload, BadSignature, InvalidOrderId
-from bot.models import Money, WebhookEvent, parse_order_id
+from bot.models import EventType, Money, WebhookEvent, parse_order_id
 
 # Amounts are decimal strings in the major unit (CONTRACT §1): never a JSON number,
 # never negative, never an exponent. ASCII digits only: `\d` would take any script's.
@@ -177,17 +177,24 @@ class WebhookVerifier:
             raise BadSignature(f"webhook signature refused: {type(exc).__name__}") from None
 
 
+_KNOWN_TYPES = frozenset(t.value for t in EventType)
 _SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
 def _parse_event(value: object) -> WebhookEvent:
     event = JsonObject(value, "event")
+    event_id = event.text("id", _EVENT_ID)
+    event_type = event.text("type", _EVENT_TYPE)
+    created_at = event.timestamp("created_at")
+    if event_type not in _KNOWN_TYPES:
+        # Acknowledged and ignored (CONTRACT §2): its data is not ours to judge.
+        return WebhookEvent(event_id, event_type, created_at, "", None, None, None)
     data = event.obj("data")
     amount = data.money("amount") if data.has("amount") or data.has("currency") else None
     return WebhookEvent(
-        id=event.text("id", _EVENT_ID),
-        type=event.text("type", _EVENT_TYPE),
-        created_at=event.timestamp("created_at"),
+        id=event_id,
+        type=event_type,
+        created_at=created_at,
         order_id=data.order_id(),
         token=data.optional_text("token", TOKEN),
         amount=amount,

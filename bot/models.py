@@ -241,7 +241,7 @@ class WebhookEvent:
     id: str
     type: str  # one of EventType, or another type we acknowledge and ignore
     created_at: datetime
-    order_id: str
+    order_id: str  # "" for a type we ignore
     token: str | None
     amount: Money | None
     reference: str | None

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from telegram import (
     BotCommand,
@@ -174,15 +176,29 @@ class TelegramMessenger:
 
 
 def _keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
-    if not buttons:
-        return None
     row = [
         InlineKeyboardButton(b.label, url=b.url)
         if b.url
         else InlineKeyboardButton(b.label, callback_data=b.action)
         for b in buttons
+        if b.url is None or _public(b.url)
     ]
-    return InlineKeyboardMarkup([row])
+    return InlineKeyboardMarkup([row]) if row else None
+
+
+def _public(url: str) -> bool:
+    """Telegram refuses URL buttons to local addresses, failing the whole message.
+
+    The embedded sandbox's links are such addresses; the link is in the text anyway.
+    """
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith((".localhost", ".local")):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True  # a name
+    return address.is_global
 
 
 def _seconds(error: RetryAfter) -> float:

@@ -31,6 +31,8 @@ BOT_TOKEN = "123456:TEST-token_abcdefghijklmnop"
 SECRET_KEY = "sk_test_harness_0123456789abcdef"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"harness-webhook-secret-32-bytes!").decode()
 
+PUBLIC_LINK_BASE = "https://pay.sandbox.example"
+
 QUICK = timedelta(milliseconds=50)
 QUICK_POLLS = PollPolicy(
     active=QUICK, fresh=QUICK, idle_min=QUICK * 2, idle_max=QUICK * 10, jitter=0.0
@@ -163,6 +165,9 @@ async def running_world(
         retry_delays=(0.05, 0.1, 0.2, 0.4),
     )
     async with FakeBotApi(token=BOT_TOKEN) as fake, SandboxServer(sandbox) as server:
+        # Links as real Cimplify makes them: on a public host (Telegram refuses URL
+        # buttons to loopback). Nothing in the tests opens them.
+        sandbox.base_url = PUBLIC_LINK_BASE
         settings = settings_for(fake, server.url, tmp_path)
         tuning = tuning or quick_tuning()
         paybot = Paybot(settings, tuning)

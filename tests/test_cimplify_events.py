@@ -291,3 +291,16 @@ def test_an_unpadded_secret_is_accepted() -> None:
     assert unpadded != SECRET
     body = encode(EVENT)
     assert WebhookVerifier(unpadded).verify(body, signed(body)).id == "evt_01J0000000"
+
+
+def test_unknown_types_need_no_order_data(verifier: WebhookVerifier) -> None:
+    # CONTRACT §2: other types are acknowledged and ignored, whatever their data.
+    body = encode({k: v for k, v in EVENT.items() if k != "data"} | {"type": "payout.sent"})
+    event = verifier.verify(body, signed(body))
+    assert (event.type, event.order_id, event.amount) == ("payout.sent", "", None)
+
+
+def test_known_types_still_need_their_order(verifier: WebhookVerifier) -> None:
+    body = encode({k: v for k, v in EVENT.items() if k != "data"})
+    with pytest.raises(BadPayload):
+        verifier.verify(body, signed(body))

@@ -132,3 +132,12 @@ async def test_merchant_id_must_be_listed_exactly(world: World) -> None:
     world.say("/invoice 1001", user_id=MERCHANT * 10)
     await world.wait_message("not authorized", chat_id=MERCHANT * 10)
     assert world.sandbox.requests == []
+
+
+async def test_links_on_local_addresses_get_no_url_button(world: World) -> None:
+    # Telegram refuses a URL button to a loopback address and with it the photo.
+    world.sandbox.base_url = "http://127.0.0.1:9"
+    world.say("/invoice 1001")
+    message = await world.wait_message("Pay here: http://127.0.0.1:9/pay/")
+    buttons = message.reply_markup["inline_keyboard"][0]  # type: ignore[index]
+    assert [b["text"] for b in buttons] == ["Refresh status"]
