@@ -60,7 +60,6 @@ class Paybot:
 
     async def start(self) -> None:
         """Start every part; each one started is stopped by `stop`, in reverse order."""
-        clock = self.tuning.clock
         await self.store.open()
         self._stack.push_async_callback(self.store.close)
         base, key, webhook_secret = await self._cimplify_endpoint()
@@ -71,18 +70,30 @@ class Paybot:
             timeout=self.tuning.cimplify_timeout,
         )
         self._stack.push_async_callback(self.client.aclose)
+        self._build_core()
+        self.web = WebRoutes(
+            self.store,
+            WebhookVerifier(webhook_secret),
+            self.payments,
+            self.tuning.clock,
+            self.telegram,
+        )
+        await self._listen()
+        await self.payments.apply_pending_events()  # acknowledged before a crash, not applied
+        self._run_in_background(self.outbox.run(), self.tracker.run())
+        if self.telegram is not None:
+            self._stack.push_async_callback(self.telegram.stop)
+            await self.telegram.start()
+        log.info("paybot is up: %s", self.http.url)
+
+    def _build_core(self) -> None:
+        """The parts that do no I/O of their own until asked."""
+        clock, policy = self.tuning.clock, self.tuning.poll_policy
         self.payments = Payments(self.store, clock, self._queued)
         self.tracker = Tracker(
-            self.store,
-            self.client,
-            self.payments,
-            clock,
-            self.settings.poll_rate,
-            self.tuning.poll_policy,
+            self.store, self.client, self.payments, clock, self.settings.poll_rate, policy
         )
-        self.invoices = Invoices(
-            self.store, self.client, clock, self.tuning.poll_policy, self._queued_and_tracked
-        )
+        self.invoices = Invoices(self.store, self.client, clock, policy, self._queued_and_tracked)
         self.conversation = Conversation(
             self.store,
             self.invoices,
@@ -99,16 +110,6 @@ class Paybot:
             self.tuning.per_chat_gap,
             self.tuning.overall_rate,
         )
-        self.web = WebRoutes(
-            self.store, WebhookVerifier(webhook_secret), self.payments, clock, self.telegram
-        )
-        await self._listen()
-        await self.payments.apply_pending_events()  # acknowledged before a crash, not applied
-        self._run_in_background(self.outbox.run(), self.tracker.run())
-        if self.telegram is not None:
-            self._stack.push_async_callback(self.telegram.stop)
-            await self.telegram.start()
-        log.info("paybot is up: %s", self.http.url)
 
     async def stop(self) -> None:
         """Stop taking work, finish what is in flight, close everything that started."""

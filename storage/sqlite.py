@@ -8,17 +8,14 @@ write lock up front, so a transaction cannot fail half way for want of it.
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
 import aiosqlite
 
-from bot.errors import ConfigError
 from bot.models import (
     ChatRef,
     Link,
@@ -30,54 +27,10 @@ from bot.models import (
     WebhookEvent,
 )
 from storage import rows
+from storage.migrate import migrate, write_transaction
 from storage.rows import optional_time_from, time_from, time_text
 
-_MIGRATION_FILE = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 _ERROR_CHARS = 1000  # errors can quote hostile input; keep the row bounded
-
-
-def migrations() -> list[tuple[int, str]]:
-    """The packaged migrations as (version, sql), numbered 1, 2, 3... without gaps."""
-    folder = resources.files("storage").joinpath("migrations")
-    found = sorted(
-        (int(match[1]), entry.read_text(encoding="utf-8"))
-        for entry in folder.iterdir()
-        if (match := _MIGRATION_FILE.fullmatch(entry.name))
-    )
-    if [version for version, _ in found] != list(range(1, len(found) + 1)):
-        raise RuntimeError("storage/migrations must be numbered 0001, 0002, ... without gaps")
-    return found
-
-
-def sql_statements(script: str) -> Iterator[str]:
-    """Split a migration into statements.
-
-    `executescript` would commit our open transaction first, so each statement
-    runs on its own inside the migration's transaction instead.
-    """
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            yield statement
-            statement = ""
-    if statement.strip():
-        yield statement  # only comments are left, or SQLite reports what is wrong
-
-
-@asynccontextmanager
-async def _write_transaction(db: aiosqlite.Connection) -> AsyncIterator[None]:
-    try:
-        # Inside the try: a task cancelled while BEGIN runs on aiosqlite's thread
-        # must still roll back, or the connection is left in a transaction.
-        await db.execute("BEGIN IMMEDIATE")
-        yield
-        # COMMIT, not db.commit(): the latter is silent when SQLite has already
-        # rolled back on its own (a full disk), and the work would vanish unsaid.
-        await db.execute("COMMIT")
-    except BaseException:
-        await db.rollback()  # a no-op when SQLite already rolled back
-        raise
 
 
 class SqliteStore:
@@ -97,29 +50,11 @@ class SqliteStore:
             # FULL: a webhook is acknowledged only once its row survives power loss.
             await db.execute("PRAGMA synchronous = FULL")
             await db.execute("PRAGMA foreign_keys = ON")
-            await self._migrate(db)
+            await migrate(db, self._path)
         except BaseException:
             await db.close()
             raise
         self._db = db
-
-    async def _migrate(self, db: aiosqlite.Connection) -> None:
-        known = migrations()
-        found = await _user_version(db)
-        if found > len(known):
-            raise ConfigError(
-                "PAYBOT_DATABASE",
-                f"{self._path} has schema version {found}, newer than this paybot's "
-                f"{len(known)}; upgrade paybot",
-            )
-        for version, script in known[found:]:
-            async with _write_transaction(db):
-                # Read again under the write lock: another process may have migrated.
-                if await _user_version(db) >= version:
-                    continue
-                for statement in sql_statements(script):
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version = {version:d}")
 
     async def close(self) -> None:
         async with self._lock:
@@ -132,7 +67,7 @@ class SqliteStore:
         async with self._lock:
             if self._db is None:
                 raise RuntimeError("SqliteStore is not open")
-            async with _write_transaction(self._db):
+            async with write_transaction(self._db):
                 yield SqliteTx(self._db)
 
     async def ping(self) -> bool:
@@ -144,12 +79,6 @@ class SqliteStore:
                     return await cursor.fetchone() is not None
             except (sqlite3.Error, ValueError):  # ValueError: aiosqlite's closed connection
                 return False
-
-
-async def _user_version(db: aiosqlite.Connection) -> int:
-    async with db.execute("PRAGMA user_version") as cursor:
-        row = await cursor.fetchone()
-    return int(row[0]) if row is not None else 0
 
 
 class SqliteTx:

@@ -26,7 +26,8 @@ from bot.models import (
     WebhookEvent,
 )
 from storage import Store
-from storage.sqlite import SqliteStore, migrations
+from storage.migrate import migrations
+from storage.sqlite import SqliteStore
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 ALICE = ChatRef("telegram", "100")
