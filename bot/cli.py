@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import secrets
 import signal
@@ -85,5 +86,13 @@ async def _sandbox(settings: Settings, port: int) -> int:
     key = "sk_sandbox_" + secrets.token_urlsafe(24)
     webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     webhook_url = f"{settings.public_url}/webhooks/cimplify"
-    await run_standalone(settings.http_host, port, key, webhook_secret, webhook_url)
+    serving = asyncio.create_task(
+        run_standalone(settings.http_host, port, key, webhook_secret, webhook_url)
+    )
+    signalled = asyncio.create_task(_until_signalled())
+    await asyncio.wait({serving, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    signalled.cancel()
+    serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving  # raises why it stopped by itself (the port is taken, say)
     return 0

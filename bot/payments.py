@@ -8,6 +8,7 @@ anything twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -37,6 +38,9 @@ class Payments:
         self._store = store
         self._clock = clock
         self._on_queued = on_queued
+        # Webhooks arrive concurrently and each asks for the backlog to be applied;
+        # one applier at a time means no stored event is applied twice.
+        self._applying = asyncio.Lock()
 
     async def apply_status(
         self, link_id: str, new: Status, reference: str | None = None
@@ -59,6 +63,10 @@ class Payments:
 
     async def apply_pending_events(self, batch: int = 100) -> int:
         """Apply every stored event not yet applied (after a crash, say); how many."""
+        async with self._applying:
+            return await self._apply_backlog(batch)
+
+    async def _apply_backlog(self, batch: int) -> int:
         total = 0
         while True:
             async with self._store.transaction() as tx:

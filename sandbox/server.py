@@ -74,7 +74,7 @@ class AsgiServer:
         try:
             await self._server.serve()
         except SystemExit as exc:  # uvicorn exits when it cannot bind
-            raise OSError(f"could not listen on {self._host}") from exc
+            raise OSError(f"could not listen on {self._host}:{self._server.config.port}") from exc
 
     async def stop(self) -> None:
         if self._task is None:

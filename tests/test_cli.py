@@ -1,0 +1,228 @@
+"""The real `paybot` program, started as a user would, in a clean environment."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# bot/cli.py has no `__main__` guard; this is what the `paybot` console script runs.
+ENTRY = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
+DEADLINE = 10.0
+
+
+class Paybot:
+    """A running paybot process whose stdout and stderr lines are read as they come."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._arrived: queue.Queue[tuple[str, str]] = queue.Queue()
+        assert process.stdout is not None and process.stderr is not None
+        self._readers = [
+            threading.Thread(target=self._read, args=(name, stream), daemon=True)
+            for name, stream in (("stdout", process.stdout), ("stderr", process.stderr))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, name: str, stream: IO[str]) -> None:
+        for line in stream:
+            self._arrived.put((name, line.rstrip("\n")))
+
+    def wait_for(self, stream: str, text: str, timeout: float = DEADLINE) -> str:
+        """The first line on `stream` containing `text`; fails if none comes in time."""
+        deadline = time.monotonic() + timeout
+        seen = [line for line in self.lines[stream] if text in line]
+        while not seen:
+            try:
+                name, line = self._arrived.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"no {stream} line with {text!r} in {timeout} s: {self.lines}")
+            self.lines[name].append(line)
+            if name == stream and text in line:
+                return line
+        return seen[0]
+
+    def finish(self, timeout: float = DEADLINE) -> int:
+        """Wait for the exit code and every line the process wrote."""
+        code = self.process.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=timeout)
+        while not self._arrived.empty():
+            name, line = self._arrived.get_nowait()
+            self.lines[name].append(line)
+        return code
+
+
+def clean_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """Only what Python needs, plus the settings: none of the developer's variables."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "PAYBOT_DATABASE": str(tmp_path / "paybot.db"),
+        **settings,
+    }
+
+
+@contextmanager
+def start_paybot(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[Paybot]:
+    """`paybot <args>` running in `cwd` (no .env there); killed if still alive at the end."""
+    process = subprocess.Popen(  # noqa: S603 - fixed arguments, this test's own
+        [sys.executable, "-c", ENTRY, *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    paybot = Paybot(process)
+    try:
+        yield paybot
+    finally:
+        if process.poll() is None:
+            process.kill()
+        paybot.finish()  # the readers end at EOF, before their streams are closed
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def run_to_end(
+    args: list[str],
+    tmp_path: Path,
+    settings: dict[str, str] | None = None,
+    timeout: float = DEADLINE,
+) -> tuple[int, list[str], list[str]]:
+    """Run `paybot <args>` until it exits by itself: exit code, stdout and stderr lines."""
+    with start_paybot(args, clean_env(tmp_path, **(settings or {})), tmp_path) as paybot:
+        code = paybot.finish(timeout)
+    return code, paybot.lines["stdout"], paybot.lines["stderr"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"PAYBOT_HTTP_PORT": "notaport"}, "PAYBOT_HTTP_PORT"),
+        ({"TELEGRAM_MERCHANTS": "abc"}, "TELEGRAM_MERCHANTS"),
+        ({"CIMPLIFY_API_BASE": "http://x"}, "CIMPLIFY_SECRET_KEY"),
+        ({"PAYBOT_DATABASE": "postgresql://u:hunter2pw@h/db"}, "PAYBOT_DATABASE"),
+        ({"TELEGRAM_BOT_TOKEN": "garbage-token-value"}, "TELEGRAM_BOT_TOKEN"),
+    ],
+)
+def test_a_malformed_setting_stops_the_program_with_one_line(
+    tmp_path: Path, settings: dict[str, str], named: str
+) -> None:
+    port = free_port()
+    code, stdout, stderr = run_to_end(
+        ["run"], tmp_path, {"PAYBOT_HTTP_PORT": str(port), **settings}
+    )
+    assert code != 0
+    assert len(stderr) == 1 and named in stderr[0], stderr
+    assert stdout == []
+    assert "hunter2pw" not in stderr[0] and "garbage-token-value" not in stderr[0]
+    assert refuses_connections(port)
+    assert not (tmp_path / "paybot.db").exists()  # stopped before even opening the store
+
+
+def test_postgresql_is_refused_as_not_supported_yet(tmp_path: Path) -> None:
+    code, _, stderr = run_to_end(["run"], tmp_path, {"PAYBOT_DATABASE": "postgresql://u:p@h/db"})
+    assert code != 0
+    assert stderr == [
+        "paybot: PAYBOT_DATABASE: PostgreSQL is not supported yet; give a SQLite file path"
+    ]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_run_serves_healthz_and_stops_cleanly_on_a_signal(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    port = free_port()
+    env = clean_env(tmp_path, PAYBOT_HTTP_PORT=str(port))
+    with start_paybot(["run"], env, tmp_path) as paybot:
+        paybot.wait_for("stderr", f"paybot is up: http://127.0.0.1:{port}")
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        paybot.process.send_signal(stop)
+        assert paybot.finish() == 0, paybot.lines
+    assert refuses_connections(port)
+    assert not any("sk_sandbox_" in line for line in paybot.lines["stderr"])
+    assert not any("Traceback" in line for line in paybot.lines["stderr"])
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sandbox_alone_prints_its_keys_once_and_stops_on_a_signal(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    port = free_port()
+    env = clean_env(tmp_path)
+    with start_paybot(["sandbox", "--port", str(port)], env, tmp_path) as sandbox:
+        sandbox.wait_for("stdout", f"Cimplify sandbox at http://127.0.0.1:{port}")
+        sandbox.wait_for("stdout", "Seeded orders:")
+        orders = httpx.get(f"http://127.0.0.1:{port}/sandbox/orders", timeout=5)
+        assert orders.status_code == 200
+        assert "1001" in orders.text
+        sandbox.process.send_signal(stop)
+        code = sandbox.finish()
+    keys = [line for line in sandbox.lines["stdout"] if "CIMPLIFY_SECRET_KEY=sk_sandbox_" in line]
+    assert len(keys) == 1, sandbox.lines["stdout"]
+    assert not any("sk_sandbox_" in line for line in sandbox.lines["stderr"])
+    # A signal ends it in order, like `paybot run`: no traceback, exit 0.
+    assert code == 0, (code, sandbox.lines["stderr"])
+    assert not any("Traceback" in line for line in sandbox.lines["stderr"])
+
+
+def test_demo_script_plays_to_a_confirmed_payment(tmp_path: Path) -> None:
+    code, stdout, _ = run_to_end(["demo", "--script"], tmp_path, timeout=30.0)
+    assert code == 0
+    assert any("Confirmed" in line for line in stdout)
+
+
+@pytest.mark.parametrize("args", [[], ["nonsense"]])
+def test_no_command_or_an_unknown_one_shows_usage(tmp_path: Path, args: list[str]) -> None:
+    code, stdout, stderr = run_to_end(args, tmp_path)
+    assert code == 2
+    assert stderr and stderr[0].startswith("usage: paybot"), stderr
+    assert stdout == []
+
+
+@pytest.mark.parametrize("command", ["run", "sandbox"])
+def test_a_port_already_in_use_exits_with_one_clear_line(tmp_path: Path, command: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        args = ["run"] if command == "run" else ["sandbox", "--port", port]
+        code, _, stderr = run_to_end(args, tmp_path, {"PAYBOT_HTTP_PORT": port})
+    assert code != 0  # and it did exit: the embedded sandbox did not keep it alive
+    failures = [line for line in stderr if line.startswith("paybot:")]
+    assert len(failures) == 1, stderr
+    assert port in failures[0], f"the line should say which address is taken: {failures}"
+    assert not any("Traceback" in line for line in stderr), stderr
