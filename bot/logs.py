@@ -24,8 +24,16 @@ _BOT_TOKEN_IN_PATH = re.compile(r"bot[0-9]+:[A-Za-z0-9_-]+")
 _BEARER = re.compile(r"\b(bearer)\s+[^\s'\",;]+", re.IGNORECASE)
 # httpx logs every request URL at INFO, and Telegram's URLs hold the bot token;
 # uvicorn's access log adds a line per request that says nothing the app does not;
-# aiosqlite logs every statement with its parameters at DEBUG (messages, webhook bodies).
-_QUIETED = ("httpx", "httpcore", "uvicorn.access", "aiosqlite")
+# aiosqlite logs every statement with its parameters at DEBUG (messages, webhook bodies);
+# python-telegram-bot logs each call's parameters at DEBUG (pay links with their tokens).
+_QUIETED = (
+    "httpx",
+    "httpcore",
+    "uvicorn.access",
+    "aiosqlite",
+    "telegram.Bot",
+    "telegram.ext.ExtBot",
+)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

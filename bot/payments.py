@@ -87,6 +87,7 @@ async def move(
         return None
     if not await tx.move_status(link_id, link.status, new, now, reference):
         return None
+    log.info("order %s (link %s): %s -> %s", link.order_id, link_id, link.status, new)
     link = replace(link, status=new, status_changed_at=now, reference=reference or link.reference)
     if new.is_final:
         await tx.schedule_poll(link_id, None)
@@ -151,6 +152,7 @@ async def _confirm(tx: Tx, link: Link, event: WebhookEvent, now: datetime) -> No
         return
     if not await tx.confirm(link.id, now, event.reference):
         return
+    log.info("order %s (link %s): Confirmed by webhook %s", link.order_id, link.id, event.id)
     link = replace(
         link,
         status=Status.PAID,
