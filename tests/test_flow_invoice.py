@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.harness import MERCHANT, OTHER_MERCHANT, STRANGER, World
+from tests.qr import decode_qr
 
 
 def link_requests(world: World) -> list[tuple[str, str]]:
@@ -16,7 +17,8 @@ async def test_invoice_is_one_photo_with_everything_a_customer_needs(world: Worl
     message = await world.wait_message("Order 1001")
     link = await world.link_for("1001")
 
-    assert message.photo is not None and message.photo.startswith(b"\x89PNG")
+    assert message.photo is not None
+    assert decode_qr(message.photo) == (link.url, "QRCode")  # exactly the link; never Micro QR
     caption = message.caption or ""
     for words in (
         "Kofi's Kitchen",
