@@ -18,12 +18,13 @@ from typing import Any
 
 from bot.cimplify import CimplifyClient, WebhookVerifier
 from bot.config import Settings
+from bot.deliveries import Deliveries
 from bot.invoices import Invoices
 from bot.models import utcnow
 from bot.outbox import Messenger, Outbox
 from bot.payments import Payments
 from bot.tracking import PollPolicy, Tracker
-from handlers.commands import Conversation
+from handlers.commands import Conversation, CustomerReach
 from handlers.serving import HttpServer
 from handlers.telegram import TelegramChannel, TelegramMessenger
 from handlers.web import WebRoutes
@@ -90,10 +91,12 @@ class Paybot:
         """The parts that do no I/O of their own until asked."""
         clock, policy = self.tuning.clock, self.tuning.poll_policy
         self.payments = Payments(self.store, clock, self._queued)
+        self.deliveries = Deliveries(self.store, clock, self._queued)
         self.tracker = Tracker(
             self.store, self.client, self.payments, clock, self.settings.poll_rate, policy
         )
         self.invoices = Invoices(self.store, self.client, clock, policy, self._queued_and_tracked)
+        reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
         self.conversation = Conversation(
             self.store,
             self.invoices,
@@ -101,6 +104,7 @@ class Paybot:
             clock,
             self._queued,
             MERCHANT_SETTINGS.__getitem__,
+            reach,
         )
         self.telegram = self._telegram_channel()
         self.outbox = Outbox(

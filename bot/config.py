@@ -10,63 +10,42 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import hmac
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
+from bot.config_readers import (
+    Secret,
+    check_visible,
+    content_sid,
+    optional_url,
+    phone_numbers,
+    region,
+    secret,
+    url,
+    user_ids,
+)
 from bot.errors import ConfigError
+
+__all__ = ["Secret", "Settings"]
 
 # [0-9] rather than \d everywhere: \d also matches non-ASCII digits such as "٣".
 _TELEGRAM_TOKEN = re.compile(r"[0-9]+:[A-Za-z0-9_-]{20,}")
 _TWILIO_SID = re.compile(r"AC[0-9a-fA-F]{32}")
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _WHATSAPP_FROM = re.compile(r"whatsapp:\+[1-9][0-9]{6,14}")
-_USER_ID = re.compile(r"[0-9]{1,20}")
 _PORT = re.compile(r"[0-9]{1,5}")
 _RATE = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")  # RFC 1123
-# Visible ASCII only: secrets go into HTTP headers, where a space or newline would break them.
-_SECRET_TEXT = re.compile(r"[!-~]{8,}")
 _DB_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _MIN_WEBHOOK_KEY_BYTES = 16
-
-# Says what is wrong with a secret's value (without quoting it), or None when it is fine.
-_SecretCheck = Callable[[str], str | None]
-
-
-class Secret:
-    """A secret string that does not show itself in str(), repr() or f-strings."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Secret):
-            return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
-
-    def __hash__(self) -> int:
-        return hash((Secret, self._value))
 
 
 @dataclass(frozen=True)
@@ -90,16 +69,21 @@ class Settings:
     whatsapp_merchants: frozenset[str]
     poll_rate: float
     log_level: str
+    # Read numbers typed without "+" (ISO 3166 alpha-2, as phonenumbers knows them).
+    whatsapp_default_region: str | None = None
+    # Approved WhatsApp templates, for messages outside the 24-hour window.
+    twilio_invoice_content_sid: str | None = None
+    twilio_status_content_sid: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> Settings:
         """Read and check every setting; `environ` wins over the .env file."""
         env = _merged(environ, dotenv_path)
-        api_base = _optional_url(env, "CIMPLIFY_API_BASE")
+        api_base = optional_url(env, "CIMPLIFY_API_BASE")
         # The embedded sandbox makes its own keys; a real Cimplify needs ours.
         needed = "required when CIMPLIFY_API_BASE is set" if api_base else None
-        secret_key = _secret(env, "CIMPLIFY_SECRET_KEY", needed, _check_visible)
-        webhook_secret = _secret(env, "CIMPLIFY_WEBHOOK_SECRET", needed, _check_webhook_secret)
+        secret_key = secret(env, "CIMPLIFY_SECRET_KEY", needed, check_visible)
+        webhook_secret = secret(env, "CIMPLIFY_WEBHOOK_SECRET", needed, _check_webhook_secret)
         database = _database(env)
         host = _host(env)
         port = _port(env)
@@ -110,12 +94,13 @@ class Settings:
             database=database,
             http_host=host,
             http_port=port,
-            public_url=_url(env, "PAYBOT_PUBLIC_URL", _default_public_url(host, port)),
-            telegram_bot_token=_secret(env, "TELEGRAM_BOT_TOKEN", None, _check_telegram_token),
-            telegram_api_base=_url(env, "TELEGRAM_API_BASE", "https://api.telegram.org"),
-            telegram_merchants=_user_ids(env, "TELEGRAM_MERCHANTS"),
+            public_url=url(env, "PAYBOT_PUBLIC_URL", _default_public_url(host, port)),
+            telegram_bot_token=secret(env, "TELEGRAM_BOT_TOKEN", None, _check_telegram_token),
+            telegram_api_base=url(env, "TELEGRAM_API_BASE", "https://api.telegram.org"),
+            telegram_merchants=user_ids(env, "TELEGRAM_MERCHANTS"),
             **_twilio(env),
-            whatsapp_merchants=_phone_numbers(env, "WHATSAPP_MERCHANTS"),
+            whatsapp_merchants=phone_numbers(env, "WHATSAPP_MERCHANTS"),
+            whatsapp_default_region=region(env, "WHATSAPP_DEFAULT_REGION"),
             poll_rate=_poll_rate(env),
             log_level=_log_level(env),
         )
@@ -125,6 +110,12 @@ class Settings:
         """True when no Cimplify is configured and the bot runs its own sandbox."""
         return self.cimplify_api_base is None
 
+    @property
+    def whatsapp_enabled(self) -> bool:
+        """True when Twilio's account, token and WhatsApp sender are all set."""
+        twilio = (self.twilio_account_sid, self.twilio_auth_token, self.twilio_whatsapp_from)
+        return all(value is not None for value in twilio)
+
     def secrets(self) -> list[str]:
         """Every secret value that is set, for redacting logs."""
         held = (
@@ -133,7 +124,7 @@ class Settings:
             self.telegram_bot_token,
             self.twilio_auth_token,
         )
-        return [secret.reveal() for secret in held if secret is not None]
+        return [value.reveal() for value in held if value is not None]
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields replaced (the demo uses port 0, for one)."""
@@ -150,54 +141,6 @@ def _merged(environ: Mapping[str, str], dotenv_path: str | None) -> dict[str, st
     # A variable present in `environ` wins even when blank, so `X= paybot run` can unset X.
     merged.update(environ)
     return {key: value.strip() for key, value in merged.items() if value.strip()}
-
-
-def _optional_url(env: Mapping[str, str], name: str) -> str | None:
-    raw = env.get(name)
-    if raw is None:
-        return None
-    expected = "expected an http:// or https:// URL with a host, and no query or fragment"
-    # Refused before the value is quoted: user:password@ may hold a credential.
-    if "@" in raw:
-        raise ConfigError(name, f"{expected}; do not put a user or password in it")
-    try:
-        parts = urlsplit(raw)
-        parts.port  # noqa: B018 - read for its check: raises ValueError on a bad port
-    except ValueError:
-        raise ConfigError(name, f"{expected}, got {raw!r}") from None
-    valid = parts.scheme in ("http", "https") and bool(parts.hostname) and _printable(raw)
-    if not valid or "?" in raw or "#" in raw:
-        raise ConfigError(name, f"{expected}, got {raw!r}")
-    return raw.rstrip("/")
-
-
-def _url(env: Mapping[str, str], name: str, default: str) -> str:
-    return _optional_url(env, name) or default
-
-
-def _printable(text: str) -> bool:
-    return all(char.isprintable() and not char.isspace() for char in text)
-
-
-def _secret(
-    env: Mapping[str, str], name: str, required: str | None, check: _SecretCheck
-) -> Secret | None:
-    """A secret setting; `required` says why when it must be set. Messages never quote it."""
-    raw = env.get(name)
-    if raw is None:
-        if required:
-            raise ConfigError(name, required)
-        return None
-    problem = check(raw)
-    if problem:
-        raise ConfigError(name, problem)
-    return Secret(raw)
-
-
-def _check_visible(raw: str) -> str | None:
-    if _SECRET_TEXT.fullmatch(raw):
-        return None
-    return "expected 8 or more visible characters, no spaces"
 
 
 def _check_webhook_secret(raw: str) -> str | None:
@@ -262,30 +205,6 @@ def _default_public_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def _user_ids(env: Mapping[str, str], name: str) -> frozenset[int]:
-    ids = set()
-    for entry in _entries(env, name):
-        if not _USER_ID.fullmatch(entry) or int(entry) == 0:
-            raise ConfigError(name, f"expected comma-separated numeric user ids, got {entry!r}")
-        ids.add(int(entry))
-    return frozenset(ids)
-
-
-def _phone_numbers(env: Mapping[str, str], name: str) -> frozenset[str]:
-    numbers = set()
-    for entry in _entries(env, name):
-        if not _E164.fullmatch(entry):
-            problem = f"expected comma-separated E.164 numbers like +233241234567, got {entry!r}"
-            raise ConfigError(name, problem)
-        numbers.add(entry)
-    return frozenset(numbers)
-
-
-def _entries(env: Mapping[str, str], name: str) -> list[str]:
-    """The non-empty entries of a comma-separated list, spaces around them dropped."""
-    return [entry.strip() for entry in env.get(name, "").split(",") if entry.strip()]
-
-
 def _twilio(env: Mapping[str, str]) -> dict[str, Any]:
     """The WhatsApp channel's settings: all three of SID, token and sender, or none."""
     names = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_FROM")
@@ -296,7 +215,7 @@ def _twilio(env: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError("TWILIO_ACCOUNT_SID", needed)
     if sid is not None and not _TWILIO_SID.fullmatch(sid):
         raise ConfigError("TWILIO_ACCOUNT_SID", f"expected AC and 32 hex digits, got {sid!r}")
-    token = _secret(env, "TWILIO_AUTH_TOKEN", needed, _check_visible)
+    token = secret(env, "TWILIO_AUTH_TOKEN", needed, check_visible)
     sender = env.get("TWILIO_WHATSAPP_FROM")
     if sender is None and needed:
         raise ConfigError("TWILIO_WHATSAPP_FROM", needed)
@@ -307,7 +226,9 @@ def _twilio(env: Mapping[str, str]) -> dict[str, Any]:
         "twilio_account_sid": sid,
         "twilio_auth_token": token,
         "twilio_whatsapp_from": sender,
-        "twilio_api_base": _url(env, "TWILIO_API_BASE", "https://api.twilio.com"),
+        "twilio_api_base": url(env, "TWILIO_API_BASE", "https://api.twilio.com"),
+        "twilio_invoice_content_sid": content_sid(env, "TWILIO_INVOICE_CONTENT_SID"),
+        "twilio_status_content_sid": content_sid(env, "TWILIO_STATUS_CONTENT_SID"),
     }
 
 

@@ -3,6 +3,8 @@
     PaybotError
     ├── ConfigError                 a setting is missing or malformed; names it
     ├── InvalidOrderId              not 1-64 of A-Z a-z 0-9 - _ (CONTRACT §1)
+    ├── InvalidPhone                not a phone number WhatsApp can reach
+    ├── ChannelOff                  asked to use a channel that is not configured
     ├── CimplifyError               anything from Cimplify's API
     │   ├── CimplifyAuthError       401: our secret key was refused
     │   ├── OrderNotFound           404 on /v1/orders/{id}/payment-link
@@ -40,6 +42,18 @@ class InvalidOrderId(PaybotError):
     def __init__(self, text: str) -> None:
         super().__init__("order ids are 1 to 64 letters, digits, '-' or '_'")
         self.text = text
+
+
+class InvalidPhone(PaybotError):
+    def __init__(self, text: str, why: str) -> None:
+        super().__init__(why)
+        self.text = text
+
+
+class ChannelOff(PaybotError):
+    def __init__(self, channel: str) -> None:
+        super().__init__(f"the {channel} channel is not set up")
+        self.channel = channel
 
 
 class CimplifyError(PaybotError):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import secrets
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import segno
 
 from bot import render
 from bot.cimplify import CimplifyClient
+from bot.deliveries import tell_merchants
 from bot.models import (
     ChatRef,
     CreatedLink,
@@ -44,6 +47,10 @@ def qr_text(url: str) -> str:
     return out.getvalue()
 
 
+# A Telegram deep-link parameter: up to 64 of A-Z a-z 0-9 _ - (Bot API, /start).
+_SHARE_CODE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
 def new_link_id() -> str:
     """An unguessable id: it names the QR image URL and travels in button data."""
     return secrets.token_urlsafe(16)
@@ -69,8 +76,9 @@ class Invoices:
             weakref.WeakValueDictionary()
         )
 
-    async def issue(self, order_id: str, chat: ChatRef) -> None:
-        """Answer `chat` with the order's live link, creating one if needed.
+    async def issue(self, order_id: str, chat: ChatRef, customer: ChatRef | None = None) -> None:
+        """Answer `chat` with the order's live link, creating one if needed; send the
+        customer their copy too, when one is named.
 
         Raises InvalidOrderId before anything else, and CimplifyError when
         Cimplify refuses or does not answer; the answer is queued otherwise.
@@ -78,13 +86,28 @@ class Invoices:
         order_id = parse_order_id(order_id)
         lock = self._order_locks.setdefault(order_id, asyncio.Lock())
         async with lock:
-            await self._issue(order_id, chat)
+            await self._issue(order_id, _Audience(chat, customer))
         self._on_queued()
 
-    async def _issue(self, order_id: str, chat: ChatRef) -> None:
+    async def open_shared(self, code: str, chat: ChatRef) -> bool:
+        """A customer opened a share link: their copy of the invoice, and a word to the
+        merchant. False when no link has that code."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            link = await tx.link_by_share_code(code) if _SHARE_CODE.fullmatch(code) else None
+            if link is None:
+                return False
+            if await tx.subscribe(Subscription(link.id, chat, Role.CUSTOMER)):
+                await tell_merchants(tx, link, render.customer_opened(link), now)
+            await _send_invoice(tx, link, chat, Role.CUSTOMER, now)
+        self._on_queued()
+        return True
+
+    async def _issue(self, order_id: str, audience: _Audience) -> None:
+        chat = audience.merchant
         async with self._store.transaction() as tx:
             known = await tx.latest_link_for_order(order_id)
-            if known is not None and await self._answer_from_store(tx, known, chat):
+            if known is not None and await self._answer_from_store(tx, known, audience):
                 return
         created = await self._client.create_link(order_id)
         order = await self._client.order(created.token)
@@ -99,30 +122,29 @@ class Invoices:
                 link = self._new_link(created, order)
                 await tx.insert_link(link)
                 await tx.schedule_poll(link.id, self._policy.next_poll(link, self._clock()))
-            await self._send_invoice(tx, link, chat)
+            await self._send_invoices(tx, link, audience)
 
-    async def _answer_from_store(self, tx: Tx, link: Link, chat: ChatRef) -> bool:
+    async def _answer_from_store(self, tx: Tx, link: Link, audience: _Audience) -> bool:
         """Answer from a link paybot already has, if it settles the question."""
         now = self._clock()
         if link.confirmed_at is not None or link.status is Status.PAID:
-            await _reply(tx, chat, render.already_paid(link.order_id, link.business_name), now)
+            text = render.already_paid(link.order_id, link.business_name)
+            await _reply(tx, audience.merchant, text, now)
             return True
         if link.is_live(now):
-            await self._send_invoice(tx, link, chat)
+            await self._send_invoices(tx, link, audience)
             return True
         return False
 
-    async def _send_invoice(self, tx: Tx, link: Link, chat: ChatRef) -> None:
+    async def _send_invoices(self, tx: Tx, link: Link, audience: _Audience) -> None:
         now = self._clock()
-        await tx.subscribe(Subscription(link.id, chat, Role.MERCHANT))
-        photo = Outgoing(
-            chat,
-            MessageKind.INVOICE,
-            render.invoice_caption(link, now),
-            link.id,
-            render.invoice_buttons(link),
-        )
-        await tx.enqueue([photo], now)
+        await tx.subscribe(Subscription(link.id, audience.merchant, Role.MERCHANT))
+        await _send_invoice(tx, link, audience.merchant, Role.MERCHANT, now)
+        if audience.customer is not None:
+            await tx.subscribe(Subscription(link.id, audience.customer, Role.CUSTOMER))
+            await _send_invoice(tx, link, audience.customer, Role.CUSTOMER, now)
+            text = render.sent_to_customer(link, audience.customer)
+            await _reply(tx, audience.merchant, text, now)
 
     def _new_link(self, created: CreatedLink, order: Order) -> Link:
         now = self._clock()
@@ -138,7 +160,27 @@ class Invoices:
             status=order.status or Status.PENDING,
             created_at=now,
             status_changed_at=now,
+            share_code=new_link_id(),
         )
+
+
+@dataclass(frozen=True)
+class _Audience:
+    """Who hears of an invoice: the merchant who asked, and maybe their customer."""
+
+    merchant: ChatRef
+    customer: ChatRef | None
+
+
+async def _send_invoice(tx: Tx, link: Link, chat: ChatRef, role: Role, now: datetime) -> None:
+    photo = Outgoing(
+        chat,
+        MessageKind.INVOICE,
+        render.invoice_caption(link, now),
+        link.id,
+        render.invoice_buttons(link, role),
+    )
+    await tx.enqueue([photo], now)
 
 
 async def _reply(tx: Tx, chat: ChatRef, text: str, now: datetime) -> None:

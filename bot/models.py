@@ -155,6 +155,9 @@ class Link:
     confirmed_at: datetime | None = None
     reference: str | None = None
     next_poll_at: datetime | None = None  # None: not tracked
+    # Unguessable, and not the payment token: what a customer's Telegram deep link
+    # (https://t.me/<bot>?start=<share_code>) carries.
+    share_code: str = ""
 
     def is_live(self, now: datetime) -> bool:
         """A link a customer can still pay."""
@@ -226,6 +229,39 @@ class QueuedMessage:
     created_at: datetime
     attempts: int = 0
     next_attempt_at: datetime = field(default_factory=utcnow)
+
+
+class DeliveryStatus(StrEnum):
+    """What a channel reports of a message it accepted (Twilio's StatusCallback)."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+    @property
+    def rank(self) -> int:
+        return _DELIVERY_RANK[self]
+
+
+# Receipts arrive in any order; a status only replaces one of lower rank, so a late
+# "sent" never hides "read". A failure is final for that message.
+_DELIVERY_RANK = {
+    DeliveryStatus.SENT: 1,
+    DeliveryStatus.DELIVERED: 2,
+    DeliveryStatus.READ: 3,
+    DeliveryStatus.FAILED: 4,
+}
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message a chat sent us, stored before it is acknowledged."""
+
+    chat: ChatRef
+    message_id: str  # the channel's id: Twilio's MessageSid
+    text: str
+    received_at: datetime
 
 
 class EventType(StrEnum):

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot import render
+from bot.deliveries import tell_merchants
 from bot.errors import PermanentDelivery, RetryLater
-from bot.models import ChatRef, Link, MessageKind, Outgoing, QueuedMessage
+from bot.models import ChatRef, Link, MessageKind, Outgoing, QueuedMessage, Role
 from bot.pacing import KeyedGap, TokenBucket
 from storage import Store
 
@@ -39,6 +41,7 @@ class Delivery:
     message: Outgoing
     link: Link | None  # INVOICE: the link whose QR to draw
     message_id: str | None  # CAPTION: the chat's invoice message to edit
+    role: Role | None = None  # the chat's role for the link, when it has one
 
 
 class Messenger(Protocol):
@@ -146,15 +149,16 @@ class Outbox:
         async with self._store.transaction() as tx:
             link = await tx.link(message.link_id)
             subs = await tx.subscriptions(message.link_id)
-        message_id = next((s.message_id for s in subs if s.chat == message.chat), None)
+        mine = next((s for s in subs if s.chat == message.chat), None)
+        message_id = mine.message_id if mine else None
         if message.kind is MessageKind.CAPTION and message_id is None:
             return None
-        return Delivery(message, link, message_id)
+        return Delivery(message, link, message_id, mine.role if mine else None)
 
     async def _mark_sent(self, queued: QueuedMessage, sent_id: str | None) -> None:
         message = queued.message
         async with self._store.transaction() as tx:
-            await tx.mark_sent(queued.id, self._clock())
+            await tx.mark_sent(queued.id, self._clock(), sent_id)
             if message.kind is MessageKind.INVOICE and sent_id and message.link_id:
                 await tx.set_message_id(message.link_id, message.chat, sent_id)
 
@@ -171,8 +175,17 @@ class Outbox:
 
     async def _drop(self, queued: QueuedMessage, error: str) -> None:
         log.error("outbox: dropping message %s to %s: %s", queued.id, queued.message.chat, error)
+        message, now = queued.message, self._clock()
         async with self._store.transaction() as tx:
-            await tx.drop_message(queued.id, self._clock(), error)
+            await tx.drop_message(queued.id, now, error)
+            link = await tx.link(message.link_id) if message.link_id else None
+            if link is not None and message.kind is MessageKind.INVOICE:
+                subs = await tx.subscriptions(link.id)
+                if any(s.chat == message.chat and s.role is Role.CUSTOMER for s in subs):
+                    # A customer we cannot reach: the merchant forwards the link instead.
+                    text = render.customer_unreachable(link, message.chat, error)
+                    await tell_merchants(tx, link, text, now)
+        self.wake()
 
     async def _finish_sending(self) -> None:
         """On shutdown, let messages already handed to a channel be recorded."""

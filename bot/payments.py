@@ -20,6 +20,7 @@ from bot.models import (
     Link,
     MessageKind,
     Outgoing,
+    Role,
     Status,
     StoredEvent,
     Subscription,
@@ -92,20 +93,24 @@ async def move(
     if new.is_final:
         await tx.schedule_poll(link_id, None)
     subscribers = await tx.subscriptions(link_id)
-    await tx.enqueue(_announce(link, subscribers, render.status_change(link), now), now)
+    await tx.enqueue(_announce(link, subscribers, render.status_change, now), now)
     return link
 
 
 def _announce(
-    link: Link, subscribers: list[Subscription], text: str, now: datetime
+    link: Link,
+    subscribers: list[Subscription],
+    words: Callable[[Link, Role], str],
+    now: datetime,
 ) -> list[Outgoing]:
-    """A new message to every subscriber, and an edit of each one's invoice message."""
-    messages = [Outgoing(sub.chat, MessageKind.TEXT, text, link.id) for sub in subscribers]
+    """A new message to every subscriber in words for their role, and an edit of each
+    one's invoice message (channels that cannot edit skip those)."""
     caption = render.invoice_caption(link, now)
-    buttons = render.invoice_buttons(link)
-    messages += [
-        Outgoing(sub.chat, MessageKind.CAPTION, caption, link.id, buttons) for sub in subscribers
-    ]
+    messages = []
+    for sub in subscribers:
+        messages.append(Outgoing(sub.chat, MessageKind.TEXT, words(link, sub.role), link.id))
+        buttons = render.invoice_buttons(link, sub.role)
+        messages.append(Outgoing(sub.chat, MessageKind.CAPTION, caption, link.id, buttons))
     return messages
 
 
@@ -160,4 +165,4 @@ async def _confirm(tx: Tx, link: Link, event: WebhookEvent, now: datetime) -> No
         reference=event.reference or link.reference,
         next_poll_at=None,
     )
-    await tx.enqueue(_announce(link, subscribers, render.confirmed(link), now), now)
+    await tx.enqueue(_announce(link, subscribers, render.confirmed, now), now)

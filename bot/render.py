@@ -17,13 +17,17 @@ from bot.models import (
     ALREADY_PAID_WORDS,
     CONFIRMED_WORDS,
     Button,
+    ChatRef,
+    DeliveryStatus,
     Link,
     Money,
+    Role,
     Status,
 )
 
-# Telegram's limit for a photo caption (Bot API, sendPhoto).
-CAPTION_LIMIT = 1024
+# Telegram's limit for a photo caption is 1024 (Bot API, sendPhoto); the rest is room
+# for what a channel adds (the customer's share link on Telegram).
+CAPTION_LIMIT = 1024 - 128
 
 # A locale per currency, so that amounts read as they do at home: GH₵, ₦, Ksh.
 _CURRENCY_LOCALES = {
@@ -40,10 +44,15 @@ _CURRENCY_LOCALES = {
 }
 
 USAGE = "Type /invoice <order_id>, for example /invoice 1001."
+INVOICE_FOR_CUSTOMER = (
+    "To send the link to a customer on WhatsApp, type /invoice <order_id> <their number>, "
+    "for example /invoice 1001 +233241234567."
+)
 
 HELP = (
     "paybot sends Cimplify payment links and tells you when the money is in.\n\n"
     "/invoice <order_id> - the payment link and QR code for an order\n"
+    "/invoice <order_id> <phone> - the same, also sent to the customer on WhatsApp\n"
     "/status <order_id> - where the order's payment stands\n"
     "/open - your links that are not paid yet\n"
     "/help - this message"
@@ -89,9 +98,11 @@ def _item_line(link: Link, index: int) -> str:
     return f"{item.quantity} × {item.name}: {total}"
 
 
-def invoice_buttons(link: Link) -> tuple[Button, ...]:
+def invoice_buttons(link: Link, role: Role = Role.MERCHANT) -> tuple[Button, ...]:
     if link.confirmed_at or link.status.is_final:
         return ()
+    if role is Role.CUSTOMER:
+        return (Button("Pay now", url=link.url),)
     return (
         Button("Open payment page", url=link.url),
         Button("Refresh status", action=f"refresh:{link.id}"),
@@ -108,17 +119,117 @@ _STATUS_DETAIL = {
 }
 
 
-def status_change(link: Link) -> str:
+_CUSTOMER_DETAIL = {
+    Status.PENDING: "waiting for your payment.",
+    Status.PROCESSING: "your payment is being processed.",
+    Status.AWAITING_AUTHORIZATION: "approve the payment on your phone to finish.",
+    Status.PAID: "your payment went through; its confirmation follows.",
+    Status.FAILED: "the payment did not go through. You can try again with the same link:",
+    Status.EXPIRED: "this link has expired. Ask {business} for a new one.",
+}
+
+
+def status_change(link: Link, role: Role = Role.MERCHANT) -> str:
     """The message for a change the bot learned of; `link` is already in its new state."""
+    if role is Role.CUSTOMER:
+        detail = _CUSTOMER_DETAIL[link.status].format(business=link.business_name)
+        text = f"Your payment to {link.business_name} for order {link.order_id}: "
+        text += f"{link.status.words} - {detail}"
+        return f"{text} {link.url}" if link.status is Status.FAILED else text
     text = f"{_title(link)}: {link.status.words} - {_STATUS_DETAIL[link.status]}"
     if link.status is Status.EXPIRED:
         text += f" Type /invoice {link.order_id} for a new one."
     return text
 
 
-def confirmed(link: Link) -> str:
+def confirmed(link: Link, role: Role = Role.MERCHANT) -> str:
+    if role is Role.CUSTOMER:
+        return receipt(link)
     reference = f" Reference {link.reference}." if link.reference else ""
     return f"{_title(link)}: {CONFIRMED_WORDS} - {money(link.total)} received.{reference}"
+
+
+def receipt(link: Link) -> str:
+    """The customer's thank-you receipt, once the payment is confirmed."""
+    items = [_item_line(link, i) for i in range(len(link.line_items))][:20]
+    lines = [
+        f"{CONFIRMED_WORDS} - thank you! Your receipt from {link.business_name}",
+        f"Order {link.order_id}",
+        *items,
+        f"Total paid: {money(link.total)}",
+    ]
+    if link.reference:
+        lines.append(f"Reference: {link.reference}")
+    if link.confirmed_at:
+        paid = format_datetime(link.confirmed_at, "d MMM y, HH:mm 'UTC'", tzinfo=UTC, locale="en")
+        lines.append(f"Paid on {paid}")
+    return "\n".join(lines)
+
+
+def customer_name(chat: ChatRef) -> str:
+    """How a merchant reads which customer: the number on WhatsApp."""
+    return chat.chat_id if chat.channel == "whatsapp" else f"on {chat.channel.title()}"
+
+
+def sent_to_customer(link: Link, customer: ChatRef) -> str:
+    return (
+        f"Order {link.order_id}: the link is on its way to the customer "
+        f"{customer_name(customer)}. I will tell you when it is delivered."
+    )
+
+
+def customer_received(link: Link, customer: ChatRef) -> str:
+    return (
+        f"Order {link.order_id}: the customer {customer_name(customer)} "
+        f"has received the payment link."
+    )
+
+
+def customer_opened(link: Link) -> str:
+    return f"Order {link.order_id}: the customer opened the payment link on Telegram."
+
+
+def customer_unreachable(link: Link, customer: ChatRef, why: str) -> str:
+    if "24-hour" in why:
+        why = (
+            "WhatsApp lets a business write first only with an approved template, and "
+            "none is set up; they can be reached once they write to this number"
+        )
+    return (
+        f"Order {link.order_id}: I could not reach the customer {customer_name(customer)} "
+        f"({why}). Forward them the link yourself: {link.url}"
+    )
+
+
+def customer_help() -> str:
+    return (
+        "paybot sends you payment links from the businesses you buy from, and tells you "
+        "how your payment is going. Type status to see where your payment stands."
+    )
+
+
+def customer_status(links: Iterable[Link], now: datetime) -> str:
+    lines = [
+        f"• Order {link.order_id} from {link.business_name}: {money(link.total)}, "
+        f"{link.status_words}" + (f". Pay here: {link.url}" if link.is_live(now) else "")
+        for link in links
+    ]
+    if not lines:
+        return "You have no payment links from paybot."
+    return "Your payments:\n" + "\n".join(lines)
+
+
+def customer_deliveries(customers: Iterable[tuple[ChatRef, DeliveryStatus | None]]) -> str:
+    words = {
+        None: "sent, not yet reported",
+        DeliveryStatus.SENT: "sent",
+        DeliveryStatus.DELIVERED: "delivered",
+        DeliveryStatus.READ: "read",
+        DeliveryStatus.FAILED: "not delivered",
+    }
+    return "\n".join(
+        f"Customer {customer_name(chat)}: link {words[status]}" for chat, status in customers
+    )
 
 
 def amount_mismatch(link: Link, paid: Money) -> str:
@@ -177,6 +288,13 @@ def explain(error: errors.PaybotError, order_id: str | None = None) -> str:
     order = f"order {order_id}" if order_id else "that order"
     if isinstance(error, errors.InvalidOrderId):
         return f"That is not an order id: {error}. {USAGE}"
+    if isinstance(error, errors.InvalidPhone):
+        return f"I cannot send to {error.text!r}: {error}. {INVOICE_FOR_CUSTOMER}"
+    if isinstance(error, errors.ChannelOff):
+        return (
+            f"I cannot reach customers on {error.channel.title()}: {error}. "
+            "Forward them the link instead."
+        )
     if isinstance(error, errors.OrderNotFound):
         return f"Cimplify does not know {order}. Check the id. {USAGE}"
     if isinstance(error, errors.OrderNotPayable):

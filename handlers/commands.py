@@ -12,15 +12,32 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot import render
-from bot.errors import CimplifyUnavailable, InvalidOrderId, PaybotError
+from bot.errors import ChannelOff, CimplifyUnavailable, InvalidOrderId, PaybotError
 from bot.invoices import Invoices
-from bot.models import ChatRef, Link, MessageKind, Outgoing, parse_order_id
+from bot.models import (
+    ChatRef,
+    DeliveryStatus,
+    Link,
+    MessageKind,
+    Outgoing,
+    Role,
+    parse_order_id,
+)
+from bot.phones import parse_phone
 from bot.tracking import Tracker
 from storage import Store
 
 log = logging.getLogger(__name__)
 
-MERCHANT_COMMANDS = frozenset({"invoice", "status", "open"})
+MERCHANT_COMMANDS = frozenset({"invoice", "open"})
+
+
+@dataclass(frozen=True)
+class CustomerReach:
+    """Whether customers can be sent their link on WhatsApp, and how to read their numbers."""
+
+    whatsapp: bool = False
+    default_region: str | None = None  # WHATSAPP_DEFAULT_REGION
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,7 @@ class Conversation:
         clock: Callable[[], datetime],
         on_queued: Callable[[], None],
         merchants_setting: Callable[[str], str],
+        reach: CustomerReach | None = None,
     ) -> None:
         self._store = store
         self._invoices = invoices
@@ -50,21 +68,22 @@ class Conversation:
         self._clock = clock
         self._on_queued = on_queued
         self._merchants_setting = merchants_setting  # channel -> the setting that lists merchants
+        self._reach = reach or CustomerReach()
 
     async def handle(self, command: Command) -> None:
         """Answer one command. Never raises for anything a sender can type."""
-        if command.name in MERCHANT_COMMANDS and not command.is_merchant:
+        if _merchants_only(command) and not command.is_merchant:
             setting = self._merchants_setting(command.chat.channel)
             log.info("refused /%s from %s: not a merchant", command.name, command.chat)
             await self.reply(command.chat, render.not_authorized(command.sender, setting))
             return
         handler = {
             "invoice": self._invoice,
-            "status": self._status,
+            "status": self._status if command.is_merchant else self._customer_status,
             "open": self._open,
-            "start": self._help,
+            "start": self._start,
             "help": self._help,
-        }.get(command.name, self._unknown)
+        }.get(command.name, self._unknown if command.is_merchant else self._help)
         try:
             await handler(command)
         except PaybotError as error:
@@ -92,10 +111,33 @@ class Conversation:
         return f"Order {current.order_id}: {current.status_words}"
 
     async def _invoice(self, command: Command) -> None:
-        if len(command.args) != 1:
-            await self.reply(command.chat, render.USAGE)
+        if not 1 <= len(command.args) <= 2:
+            await self.reply(command.chat, f"{render.USAGE} {render.INVOICE_FOR_CUSTOMER}")
             return
-        await self._invoices.issue(command.args[0], command.chat)
+        order_id = parse_order_id(command.args[0])  # checked before the number, and any request
+        customer = self._customer(command.args[1]) if len(command.args) == 2 else None
+        await self._invoices.issue(order_id, command.chat, customer)
+
+    def _customer(self, number: str) -> ChatRef:
+        if not self._reach.whatsapp:
+            raise ChannelOff("whatsapp")
+        return ChatRef("whatsapp", parse_phone(number, self._reach.default_region))
+
+    async def _start(self, command: Command) -> None:
+        """`/start <code>`: a customer opening a share link; plain `/start`: help."""
+        if not command.args:
+            await self._help(command)
+            return
+        if not await self._invoices.open_shared(command.args[0], command.chat):
+            await self.reply(
+                command.chat,
+                "That payment link is not valid any more. Ask the business for a new one.",
+            )
+
+    async def _customer_status(self, command: Command) -> None:
+        async with self._store.transaction() as tx:
+            links = await tx.links_for_chat(command.chat)
+        await self.reply(command.chat, render.customer_status(links[:5], self._clock()))
 
     async def _status(self, command: Command) -> None:
         if len(command.args) != 1:
@@ -112,7 +154,20 @@ class Conversation:
             stale = False
         except CimplifyUnavailable:
             stale = True
-        await self.reply(command.chat, render.status_summary(link, self._clock(), stale))
+        text = render.status_summary(link, self._clock(), stale)
+        customers = await self._customer_deliveries(link)
+        if customers:
+            text += "\n" + render.customer_deliveries(customers)
+        await self.reply(command.chat, text)
+
+    async def _customer_deliveries(self, link: Link) -> list[tuple[ChatRef, DeliveryStatus | None]]:
+        """Whether each customer's copy of the invoice reached them."""
+        async with self._store.transaction() as tx:
+            customers = [s.chat for s in await tx.subscriptions(link.id) if s.role is Role.CUSTOMER]
+            return [
+                (chat, await tx.delivery_status(link.id, chat, MessageKind.INVOICE))
+                for chat in customers
+            ]
 
     async def _current(self, link: Link) -> Link:
         """The link after asking Cimplify, when it is still worth asking."""
@@ -129,14 +184,20 @@ class Conversation:
         await self.reply(command.chat, render.open_links(links, now))
 
     async def _help(self, command: Command) -> None:
-        text = render.HELP
-        if not command.is_merchant:
-            setting = self._merchants_setting(command.chat.channel)
-            text += "\n\n" + render.not_authorized(command.sender, setting)
-        await self.reply(command.chat, text)
+        if command.is_merchant:
+            await self.reply(command.chat, render.HELP)
+            return
+        setting = self._merchants_setting(command.chat.channel)
+        refusal = render.not_authorized(command.sender, setting)
+        await self.reply(command.chat, f"{render.customer_help()}\n\nMerchants: {refusal}")
 
     async def _unknown(self, command: Command) -> None:
         await self.reply(command.chat, render.unknown_command())
+
+
+def _merchants_only(command: Command) -> bool:
+    """`/status <order_id>` is a merchant's question; a bare `status` is a customer's."""
+    return command.name in MERCHANT_COMMANDS or (command.name == "status" and bool(command.args))
 
 
 def _order_arg(command: Command) -> str | None:

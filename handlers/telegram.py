@@ -33,7 +33,7 @@ from telegram.ext import (
 
 from bot.errors import PermanentDelivery, RetryLater, TransientDelivery
 from bot.invoices import qr_png
-from bot.models import Button, ChatRef, MessageKind
+from bot.models import Button, ChatRef, MessageKind, Role
 from bot.outbox import Delivery
 from handlers.commands import Command, Conversation
 
@@ -137,6 +137,16 @@ class TelegramMessenger:
     def __init__(self, channel: TelegramChannel) -> None:
         self._channel = channel
 
+    def _caption(self, delivery: Delivery) -> str:
+        """The invoice caption; a merchant's also carries the link to give the customer."""
+        link, text = delivery.link, delivery.message.text
+        if link is None or delivery.role is not Role.MERCHANT or not link.share_code:
+            return text
+        if link.confirmed_at is not None or link.status.is_final:
+            return text
+        share = f"https://t.me/{self._channel.app.bot.username}?start={link.share_code}"
+        return f"{text}\n\nFor the customer on Telegram: {share}"
+
     async def deliver(self, delivery: Delivery) -> str | None:
         try:
             return await self._call(delivery)
@@ -160,14 +170,17 @@ class TelegramMessenger:
             if delivery.link is None:
                 raise PermanentDelivery("the invoice's link is gone")
             sent = await bot.send_photo(
-                chat_id, photo=qr_png(delivery.link.url), caption=message.text, reply_markup=markup
+                chat_id,
+                photo=qr_png(delivery.link.url),
+                caption=self._caption(delivery),
+                reply_markup=markup,
             )
             return str(sent.message_id)
         if message.kind is MessageKind.CAPTION:
             await bot.edit_message_caption(
                 chat_id=chat_id,
                 message_id=int(delivery.message_id or 0),
-                caption=message.text,
+                caption=self._caption(delivery),
                 reply_markup=markup,
             )
             return None

@@ -18,7 +18,10 @@ from typing import Protocol
 
 from bot.models import (
     ChatRef,
+    DeliveryStatus,
+    InboundMessage,
     Link,
+    MessageKind,
     Outgoing,
     QueuedMessage,
     Status,
@@ -41,6 +44,8 @@ class Tx(Protocol):
 
     async def latest_link_for_order(self, order_id: str) -> Link | None:
         """The most recently created link for the order, whatever its state."""
+
+    async def link_by_share_code(self, code: str) -> Link | None: ...
 
     async def move_status(
         self, link_id: str, old: Status, new: Status, at: datetime, reference: str | None
@@ -100,7 +105,22 @@ class Tx(Protocol):
     async def next_message_at(self) -> datetime | None:
         """When the earliest unsent message is due, or None when the outbox is empty."""
 
-    async def mark_sent(self, message_id: int, at: datetime) -> None: ...
+    async def mark_sent(self, message_id: int, at: datetime, remote_id: str | None = None) -> None:
+        """Record the message as sent; `remote_id` is the channel's id for it (a MessageSid)."""
+
+    async def record_delivery(
+        self, channel: str, remote_id: str, status: DeliveryStatus, at: datetime
+    ) -> QueuedMessage | None:
+        """Move a sent message's delivery status forward (by DeliveryStatus.rank).
+
+        The message when this call moved it; None when the id is unknown or the
+        status is not ahead of the one recorded (receipts repeat and reorder).
+        """
+
+    async def delivery_status(
+        self, link_id: str, chat: ChatRef, kind: MessageKind
+    ) -> DeliveryStatus | None:
+        """The delivery status of the newest sent message of `kind` to `chat` for the link."""
 
     async def retry_message(self, message_id: int, at: datetime, error: str) -> None:
         """Count a failed attempt and make the message due again at `at`."""
@@ -110,6 +130,21 @@ class Tx(Protocol):
 
     async def pending_count(self) -> int:
         """Messages neither sent nor dropped."""
+
+    # inbound chat messages (WhatsApp): stored before they are acknowledged
+    async def record_inbound(self, message: InboundMessage) -> bool:
+        """Store an inbound message and note the chat's last inbound time.
+
+        False when its id was stored before (the channel repeated it).
+        """
+
+    async def last_inbound_at(self, chat: ChatRef) -> datetime | None:
+        """When the chat last wrote to us; None if it never did."""
+
+    async def unhandled_inbound(self, limit: int) -> list[InboundMessage]:
+        """Stored inbound messages not yet handled, oldest first."""
+
+    async def mark_handled(self, chat: ChatRef, message_id: str, at: datetime) -> None: ...
 
     # webhook events
     async def record_event(self, event: WebhookEvent, body: bytes, at: datetime) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 from bot.models import (
     Button,
     ChatRef,
+    InboundMessage,
     LineItem,
     Link,
     MessageKind,
@@ -28,10 +29,13 @@ from bot.models import (
     WebhookEvent,
 )
 
+# An empty share code (a caller from before share links) gets a random one, made
+# as migration 0002 made them, rather than a code every such link would share.
 INSERT_LINK = (
     "INSERT INTO links (id, order_id, token, url, expires_at, business_name, currency, total,"
-    " line_items, status, created_at, status_changed_at, confirmed_at, reference, next_poll_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " line_items, status, created_at, status_changed_at, confirmed_at, reference, next_poll_at,"
+    " share_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " COALESCE(NULLIF(?, ''), lower(hex(randomblob(12)))))"
 )
 
 
@@ -78,6 +82,7 @@ def link_params(link: Link) -> tuple[Any, ...]:
         optional_time_text(link.confirmed_at),
         link.reference,
         optional_time_text(link.next_poll_at),
+        link.share_code,
     )
 
 
@@ -97,6 +102,7 @@ def link_from(row: sqlite3.Row) -> Link:
         confirmed_at=optional_time_from(row["confirmed_at"]),
         reference=row["reference"],
         next_poll_at=optional_time_from(row["next_poll_at"]),
+        share_code=row["share_code"],
     )
 
 
@@ -209,4 +215,24 @@ def stored_event_from(row: sqlite3.Row) -> StoredEvent:
         event=event,
         received_at=time_from(row["received_at"]),
         applied_at=optional_time_from(row["applied_at"]),
+    )
+
+
+def inbound_params(message: InboundMessage) -> tuple[Any, ...]:
+    """Values for an inbound_messages row: channel, chat_id, message_id, text, received_at."""
+    return (
+        message.chat.channel,
+        message.chat.chat_id,
+        message.message_id,
+        message.text,
+        time_text(message.received_at),
+    )
+
+
+def inbound_from(row: sqlite3.Row) -> InboundMessage:
+    return InboundMessage(
+        chat=ChatRef(row["channel"], row["chat_id"]),
+        message_id=row["message_id"],
+        text=row["text"],
+        received_at=time_from(row["received_at"]),
     )

@@ -19,8 +19,6 @@ import aiosqlite
 from bot.models import (
     ChatRef,
     Link,
-    Outgoing,
-    QueuedMessage,
     Status,
     StoredEvent,
     Subscription,
@@ -29,8 +27,7 @@ from bot.models import (
 from storage import rows
 from storage.migrate import migrate, write_transaction
 from storage.rows import optional_time_from, time_from, time_text
-
-_ERROR_CHARS = 1000  # errors can quote hostile input; keep the row bounded
+from storage.sqlite_messages import SqliteMessages
 
 
 class SqliteStore:
@@ -81,24 +78,12 @@ class SqliteStore:
                 return False
 
 
-class SqliteTx:
-    """`Tx` on the store's connection, valid only inside its `transaction()` block."""
+class SqliteTx(SqliteMessages):
+    """`Tx` on the store's connection, valid only inside its `transaction()` block.
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-
-    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        async with self._db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
-
-    async def _row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        async with self._db.execute(sql, params) as cursor:
-            return await cursor.fetchone()
-
-    async def _change(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run a write; the number of rows it changed."""
-        async with self._db.execute(sql, params) as cursor:
-            return cursor.rowcount
+    Links, tracking, subscriptions and webhook events here; chat messages in
+    `SqliteMessages`.
+    """
 
     async def _links(self, sql: str, params: Sequence[Any]) -> list[Link]:
         return [rows.link_from(row) for row in await self._rows(sql, params)]
@@ -117,6 +102,10 @@ class SqliteTx:
 
     async def link_by_token(self, token: str) -> Link | None:
         return await self._first_link("SELECT * FROM links WHERE token = ?", (token,))
+
+    async def link_by_share_code(self, code: str) -> Link | None:
+        # '' is never stored (insert_link makes a code instead), so it finds nothing.
+        return await self._first_link("SELECT * FROM links WHERE share_code = ?", (code,))
 
     async def latest_link_for_order(self, order_id: str) -> Link | None:
         return await self._first_link(
@@ -182,10 +171,6 @@ class SqliteTx:
     async def tracked_count(self) -> int:
         return await self._count("SELECT COUNT(*) FROM links WHERE next_poll_at IS NOT NULL")
 
-    async def _count(self, sql: str) -> int:
-        row = await self._row(sql)
-        return 0 if row is None else int(row[0])
-
     # subscriptions
 
     async def subscribe(self, subscription: Subscription) -> bool:
@@ -223,62 +208,6 @@ class SqliteTx:
             " (SELECT link_id FROM subscriptions WHERE channel = ? AND chat_id = ?)"
             " ORDER BY created_at DESC, rowid DESC",
             (chat.channel, chat.chat_id),
-        )
-
-    # outbox
-
-    async def enqueue(self, messages: Sequence[Outgoing], at: datetime) -> list[int]:
-        ids: list[int] = []
-        for message in messages:
-            async with self._db.execute(
-                "INSERT INTO outbox (channel, chat_id, kind, text, link_id, buttons,"
-                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows.outgoing_params(message, at),
-            ) as cursor:
-                assert cursor.lastrowid is not None  # an INSERT always sets it
-                ids.append(cursor.lastrowid)
-        return ids
-
-    async def due_messages(
-        self, now: datetime, limit: int, skip_chats: frozenset[ChatRef] = frozenset()
-    ) -> list[QueuedMessage]:
-        # A chat has one head at most, so skipping drops at most len(skip_chats) rows.
-        found = await self._rows(
-            "SELECT * FROM outbox_heads WHERE next_attempt_at <= ? ORDER BY id LIMIT ?",
-            (time_text(now), max(limit, 0) + len(skip_chats)),
-        )
-        heads = [rows.queued_message_from(row) for row in found]
-        return [m for m in heads if m.message.chat not in skip_chats][: max(limit, 0)]
-
-    async def next_message_at(self) -> datetime | None:
-        # Heads only: a later message cannot go before its chat's head, so its
-        # own due time would wake the sender for nothing, again and again.
-        row = await self._row("SELECT MIN(next_attempt_at) FROM outbox_heads")
-        return None if row is None else optional_time_from(row[0])
-
-    async def mark_sent(self, message_id: int, at: datetime) -> None:
-        await self._change(
-            "UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL AND dropped_at IS NULL",
-            (time_text(at), message_id),
-        )
-
-    async def retry_message(self, message_id: int, at: datetime, error: str) -> None:
-        await self._change(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-            " WHERE id = ? AND sent_at IS NULL AND dropped_at IS NULL",
-            (time_text(at), error[:_ERROR_CHARS], message_id),
-        )
-
-    async def drop_message(self, message_id: int, at: datetime, error: str) -> None:
-        await self._change(
-            "UPDATE outbox SET attempts = attempts + 1, dropped_at = ?, last_error = ?"
-            " WHERE id = ? AND sent_at IS NULL AND dropped_at IS NULL",
-            (time_text(at), error[:_ERROR_CHARS], message_id),
-        )
-
-    async def pending_count(self) -> int:
-        return await self._count(
-            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dropped_at IS NULL"
         )
 
     # webhook events

@@ -16,6 +16,8 @@ BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 TWILIO_SID = "AC" + "0123456789abcdef" * 2
 TWILIO_TOKEN = "9f3c1e5d7b2a4c6e8f0a1b3c5d7e9f11"
 TWILIO_FROM = "whatsapp:+14155238886"
+INVOICE_TEMPLATE = "HX" + "a1b2c3d4e5f60718" * 2
+STATUS_TEMPLATE = "HX" + "0F1E2D3C4B5A6978" * 2
 
 CIMPLIFY = {
     "CIMPLIFY_API_BASE": "https://api.cimplify.example/",
@@ -55,6 +57,10 @@ def test_defaults_when_nothing_is_set(no_dotenv: str) -> None:
     assert settings.twilio_whatsapp_from is None
     assert settings.twilio_api_base == "https://api.twilio.com"
     assert settings.whatsapp_merchants == frozenset()
+    assert not settings.whatsapp_enabled
+    assert settings.whatsapp_default_region is None
+    assert settings.twilio_invoice_content_sid is None
+    assert settings.twilio_status_content_sid is None
     assert settings.poll_rate == 5
     assert settings.log_level == "INFO"
     assert settings.secrets() == []
@@ -73,6 +79,9 @@ def test_every_setting_given(no_dotenv: str) -> None:
         "TELEGRAM_MERCHANTS": "42",
         "TWILIO_API_BASE": "http://127.0.0.1:6666",
         "WHATSAPP_MERCHANTS": "+233241234567",
+        "WHATSAPP_DEFAULT_REGION": "gh",
+        "TWILIO_INVOICE_CONTENT_SID": INVOICE_TEMPLATE,
+        "TWILIO_STATUS_CONTENT_SID": STATUS_TEMPLATE,
         "PAYBOT_POLL_RATE": "2.5",
         "PAYBOT_LOG_LEVEL": "debug",
     }
@@ -93,6 +102,10 @@ def test_every_setting_given(no_dotenv: str) -> None:
     assert settings.twilio_whatsapp_from == TWILIO_FROM
     assert settings.twilio_api_base == "http://127.0.0.1:6666"
     assert settings.whatsapp_merchants == frozenset({"+233241234567"})
+    assert settings.whatsapp_enabled
+    assert settings.whatsapp_default_region == "GH"
+    assert settings.twilio_invoice_content_sid == INVOICE_TEMPLATE
+    assert settings.twilio_status_content_sid == STATUS_TEMPLATE
     assert settings.poll_rate == 2.5
     assert settings.log_level == "DEBUG"
     assert sorted(settings.secrets()) == sorted(
@@ -137,6 +150,15 @@ MALFORMED_PLAIN = [
     ("WHATSAPP_MERCHANTS", "0241234567"),
     ("WHATSAPP_MERCHANTS", "+233241234567, +0123456789"),
     ("WHATSAPP_MERCHANTS", "+1234"),
+    ("WHATSAPP_DEFAULT_REGION", "XX"),
+    ("WHATSAPP_DEFAULT_REGION", "Ghana"),
+    ("WHATSAPP_DEFAULT_REGION", "001"),  # a non-geographic "region": no numbers to read in it
+    ("WHATSAPP_DEFAULT_REGION", "+233"),
+    ("TWILIO_INVOICE_CONTENT_SID", "HX123"),
+    ("TWILIO_INVOICE_CONTENT_SID", "MG" + "0" * 32),
+    ("TWILIO_STATUS_CONTENT_SID", "hx" + "0" * 32),
+    ("TWILIO_STATUS_CONTENT_SID", "HX" + "g" * 32),
+    ("TWILIO_STATUS_CONTENT_SID", "HX" + "0" * 33),
     ("PAYBOT_POLL_RATE", "0"),
     ("PAYBOT_POLL_RATE", "101"),
     ("PAYBOT_POLL_RATE", "nan"),
@@ -322,3 +344,21 @@ def test_with_overrides_changes_only_what_is_asked(no_dotenv: str) -> None:
     assert (changed.http_port, settings.http_port) == (0, 9000)
     assert changed.with_overrides(http_port=9000) == settings
     assert hash(changed.with_overrides(http_port=9000)) == hash(settings)
+
+
+def test_whatsapp_is_enabled_by_the_three_twilio_settings_alone(no_dotenv: str) -> None:
+    templates_only = {
+        "TWILIO_INVOICE_CONTENT_SID": INVOICE_TEMPLATE,
+        "TWILIO_STATUS_CONTENT_SID": STATUS_TEMPLATE,
+        "WHATSAPP_DEFAULT_REGION": "NG",
+    }
+    assert not load(templates_only, no_dotenv).whatsapp_enabled
+    settings = load(TWILIO, no_dotenv)
+    assert settings.whatsapp_enabled
+    assert settings.twilio_invoice_content_sid is None  # templates are optional
+
+
+def test_a_bad_template_sid_is_quoted_back(no_dotenv: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load({"TWILIO_INVOICE_CONTENT_SID": "HXnot-a-sid"}, no_dotenv)
+    assert raised.value.problem == "expected HX and 32 hex digits, got 'HXnot-a-sid'"

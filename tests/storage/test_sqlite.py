@@ -59,6 +59,7 @@ def make_link(
         created_at=created_at,
         status_changed_at=created_at,
         next_poll_at=next_poll_at,
+        share_code=f"share_{link_id}",
     )
 
 

@@ -1,0 +1,142 @@
+"""Small typed readers of single settings, shared by bot.config.
+
+Each reads one variable from the merged environment, checks it, and raises
+`ConfigError` naming it. Secrets are wrapped in `Secret` and never quoted back.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
+
+import phonenumbers
+
+from bot.errors import ConfigError
+
+# [0-9] rather than \d everywhere: \d also matches non-ASCII digits such as "٣".
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_USER_ID = re.compile(r"[0-9]{1,20}")
+_CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
+# Visible ASCII only: secrets go into HTTP headers, where a space or newline would break them.
+_SECRET_TEXT = re.compile(r"[!-~]{8,}")
+
+# Says what is wrong with a secret's value (without quoting it), or None when it is fine.
+SecretCheck = Callable[[str], str | None]
+
+
+class Secret:
+    """A secret string that does not show itself in str(), repr() or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+
+def optional_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if raw is None:
+        return None
+    expected = "expected an http:// or https:// URL with a host, and no query or fragment"
+    # Refused before the value is quoted: user:password@ may hold a credential.
+    if "@" in raw:
+        raise ConfigError(name, f"{expected}; do not put a user or password in it")
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - read for its check: raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(name, f"{expected}, got {raw!r}") from None
+    valid = parts.scheme in ("http", "https") and bool(parts.hostname) and _printable(raw)
+    if not valid or "?" in raw or "#" in raw:
+        raise ConfigError(name, f"{expected}, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def url(env: Mapping[str, str], name: str, default: str) -> str:
+    return optional_url(env, name) or default
+
+
+def _printable(text: str) -> bool:
+    return all(char.isprintable() and not char.isspace() for char in text)
+
+
+def secret(
+    env: Mapping[str, str], name: str, required: str | None, check: SecretCheck
+) -> Secret | None:
+    """A secret setting; `required` says why when it must be set. Messages never quote it."""
+    raw = env.get(name)
+    if raw is None:
+        if required:
+            raise ConfigError(name, required)
+        return None
+    problem = check(raw)
+    if problem:
+        raise ConfigError(name, problem)
+    return Secret(raw)
+
+
+def check_visible(raw: str) -> str | None:
+    if _SECRET_TEXT.fullmatch(raw):
+        return None
+    return "expected 8 or more visible characters, no spaces"
+
+
+def user_ids(env: Mapping[str, str], name: str) -> frozenset[int]:
+    ids = set()
+    for entry in entries(env, name):
+        if not _USER_ID.fullmatch(entry) or int(entry) == 0:
+            raise ConfigError(name, f"expected comma-separated numeric user ids, got {entry!r}")
+        ids.add(int(entry))
+    return frozenset(ids)
+
+
+def phone_numbers(env: Mapping[str, str], name: str) -> frozenset[str]:
+    numbers = set()
+    for entry in entries(env, name):
+        if not _E164.fullmatch(entry):
+            problem = f"expected comma-separated E.164 numbers like +233241234567, got {entry!r}"
+            raise ConfigError(name, problem)
+        numbers.add(entry)
+    return frozenset(numbers)
+
+
+def entries(env: Mapping[str, str], name: str) -> list[str]:
+    """The non-empty entries of a comma-separated list, spaces around them dropped."""
+    return [entry.strip() for entry in env.get(name, "").split(",") if entry.strip()]
+
+
+def region(env: Mapping[str, str], name: str) -> str | None:
+    """An ISO 3166 alpha-2 region phonenumbers knows (`GH`), upper-cased; None when unset."""
+    raw = env.get(name)
+    if raw is None:
+        return None
+    if raw.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        problem = f"expected a two-letter country code such as GH, NG or KE, got {raw!r}"
+        raise ConfigError(name, problem)
+    return raw.upper()
+
+
+def content_sid(env: Mapping[str, str], name: str) -> str | None:
+    """A Twilio Content SID (an approved template): HX and 32 hex digits; None when unset."""
+    raw = env.get(name)
+    if raw is not None and not _CONTENT_SID.fullmatch(raw):
+        raise ConfigError(name, f"expected HX and 32 hex digits, got {raw!r}")
+    return raw

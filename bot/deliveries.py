@@ -1,0 +1,66 @@
+"""What channels report of messages they accepted, and what the merchant hears of it.
+
+A customer's copy of the invoice is what matters: the merchant is told once it
+was delivered, or that it could not be, with the link to forward instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from bot import render
+from bot.models import (
+    ChatRef,
+    DeliveryStatus,
+    Link,
+    MessageKind,
+    Outgoing,
+    Role,
+)
+from storage import Store, Tx
+
+log = logging.getLogger(__name__)
+
+
+class Deliveries:
+    def __init__(
+        self, store: Store, clock: Callable[[], datetime], on_queued: Callable[[], None]
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._on_queued = on_queued
+
+    async def apply(self, channel: str, remote_id: str, status: DeliveryStatus) -> None:
+        """Record a receipt; tell the merchants when it settles a customer's invoice."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            moved = await tx.record_delivery(channel, remote_id, status, now)
+            if moved is None or moved.message.kind is not MessageKind.INVOICE:
+                return
+            link_id, customer = moved.message.link_id, moved.message.chat
+            link = await tx.link(link_id) if link_id else None
+            if link is None or not await _is_customer(tx, link, customer):
+                return
+            # Only `delivered` is announced: `read` follows it and says nothing new
+            # the merchant must act on. A failure comes with the link to forward.
+            if status is DeliveryStatus.DELIVERED:
+                text = render.customer_received(link, customer)
+            elif status is DeliveryStatus.FAILED:
+                text = render.customer_unreachable(link, customer, "WhatsApp did not deliver it")
+            else:
+                return
+            await tell_merchants(tx, link, text, now)
+        self._on_queued()
+
+
+async def _is_customer(tx: Tx, link: Link, chat: ChatRef) -> bool:
+    return any(s.chat == chat and s.role is Role.CUSTOMER for s in await tx.subscriptions(link.id))
+
+
+async def tell_merchants(tx: Tx, link: Link, text: str, now: datetime) -> None:
+    """Queue `text` to every merchant chat subscribed to the link."""
+    merchants = [s.chat for s in await tx.subscriptions(link.id) if s.role is Role.MERCHANT]
+    await tx.enqueue([Outgoing(chat, MessageKind.TEXT, text, link.id) for chat in merchants], now)
+    log.info("order %s: told %d merchant chat(s): %s", link.order_id, len(merchants), text[:80])
