@@ -28,6 +28,7 @@ from handlers.commands import Conversation, CustomerReach
 from handlers.serving import HttpServer
 from handlers.telegram import TelegramChannel, TelegramMessenger
 from handlers.web import WebRoutes
+from handlers.whatsapp import WhatsAppChannel
 from sandbox import Sandbox, SandboxServer
 from storage.sqlite import SqliteStore
 
@@ -78,10 +79,19 @@ class Paybot:
             self.payments,
             self.tuning.clock,
             self.telegram,
+            self.whatsapp,
         )
         await self._listen()
         await self.payments.apply_pending_events()  # acknowledged before a crash, not applied
+        if self.whatsapp is not None:
+            # Closed after the outbox stops (exits run in reverse order), as it sends with it.
+            self._stack.push_async_callback(self.whatsapp.aclose)
         self._run_in_background(self.outbox.run(), self.tracker.run())
+        if self.whatsapp is not None:
+            self._stack.push_async_callback(self.whatsapp.drain)
+            # Messages stored before a crash and not yet handled; in the background, so a
+            # slow Cimplify does not hold up the start.
+            self._run_in_background(self.whatsapp.handle_pending())
         if self.telegram is not None:
             self._stack.push_async_callback(self.telegram.stop)
             await self.telegram.start()
@@ -107,6 +117,7 @@ class Paybot:
             reach,
         )
         self.telegram = self._telegram_channel()
+        self.whatsapp = self._whatsapp_channel()
         self.outbox = Outbox(
             self.store,
             self._messengers(),
@@ -119,10 +130,19 @@ class Paybot:
         """Stop taking work, finish what is in flight, close everything that started."""
         await self._stack.aclose()
 
+    def _whatsapp_channel(self) -> WhatsAppChannel | None:
+        if not self.settings.whatsapp_enabled:
+            return None
+        return WhatsAppChannel(
+            self.settings, self.store, self.conversation, self.deliveries, self.tuning.clock
+        )
+
     def _messengers(self) -> dict[str, Messenger]:
         messengers = dict(self.tuning.messengers)
         if self.telegram is not None:
             messengers["telegram"] = TelegramMessenger(self.telegram)
+        if self.whatsapp is not None:
+            messengers["whatsapp"] = self.whatsapp.messenger
         return messengers
 
     def _run_in_background(self, *jobs: Coroutine[Any, Any, None]) -> None:

@@ -37,22 +37,32 @@ class Deliveries:
         now = self._clock()
         async with self._store.transaction() as tx:
             moved = await tx.record_delivery(channel, remote_id, status, now)
-            if moved is None or moved.message.kind is not MessageKind.INVOICE:
-                return
-            link_id, customer = moved.message.link_id, moved.message.chat
-            link = await tx.link(link_id) if link_id else None
-            if link is None or not await _is_customer(tx, link, customer):
-                return
-            # Only `delivered` is announced: `read` follows it and says nothing new
-            # the merchant must act on. A failure comes with the link to forward.
-            if status is DeliveryStatus.DELIVERED:
-                text = render.customer_received(link, customer)
-            elif status is DeliveryStatus.FAILED:
-                text = render.customer_unreachable(link, customer, "WhatsApp did not deliver it")
-            else:
-                return
-            await tell_merchants(tx, link, text, now)
-        self._on_queued()
+            told = moved is not None and await announce_receipt(tx, moved.message, status, now)
+        if told:
+            self._on_queued()
+
+
+async def announce_receipt(
+    tx: Tx, message: Outgoing, status: DeliveryStatus, now: datetime
+) -> bool:
+    """Within `tx`: tell the merchants what a receipt says of a customer's invoice.
+
+    Only `delivered` is announced (`read` follows it and asks nothing of the
+    merchant), and a failure, with the link to forward. True when something was queued.
+    """
+    if message.kind is not MessageKind.INVOICE or message.link_id is None:
+        return False
+    link = await tx.link(message.link_id)
+    if link is None or not await _is_customer(tx, link, message.chat):
+        return False
+    if status is DeliveryStatus.DELIVERED:
+        text = render.customer_received(link, message.chat)
+    elif status is DeliveryStatus.FAILED:
+        text = render.customer_unreachable(link, message.chat, "WhatsApp did not deliver it")
+    else:
+        return False
+    await tell_merchants(tx, link, text, now)
+    return True
 
 
 async def _is_customer(tx: Tx, link: Link, chat: ChatRef) -> bool:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot import render
-from bot.deliveries import tell_merchants
+from bot.deliveries import announce_receipt, tell_merchants
 from bot.errors import PermanentDelivery, RetryLater
 from bot.models import ChatRef, Link, MessageKind, Outgoing, QueuedMessage, Role
 from bot.pacing import KeyedGap, TokenBucket
@@ -156,11 +156,13 @@ class Outbox:
         return Delivery(message, link, message_id, mine.role if mine else None)
 
     async def _mark_sent(self, queued: QueuedMessage, sent_id: str | None) -> None:
-        message = queued.message
+        message, now = queued.message, self._clock()
         async with self._store.transaction() as tx:
-            await tx.mark_sent(queued.id, self._clock(), sent_id)
+            early = await tx.mark_sent(queued.id, now, sent_id)
             if message.kind is MessageKind.INVOICE and sent_id and message.link_id:
                 await tx.set_message_id(message.link_id, message.chat, sent_id)
+            if early is not None:  # the channel's receipt came before this record
+                await announce_receipt(tx, message, early, now)
 
     async def _retry(self, queued: QueuedMessage, wait: timedelta, error: str) -> None:
         log.warning(

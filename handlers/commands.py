@@ -111,11 +111,13 @@ class Conversation:
         return f"Order {current.order_id}: {current.status_words}"
 
     async def _invoice(self, command: Command) -> None:
-        if not 1 <= len(command.args) <= 2:
+        if not command.args:
             await self.reply(command.chat, f"{render.USAGE} {render.INVOICE_FOR_CUSTOMER}")
             return
         order_id = parse_order_id(command.args[0])  # checked before the number, and any request
-        customer = self._customer(command.args[1]) if len(command.args) == 2 else None
+        # People type numbers with spaces ("024 123 4567"): the rest of the line is the number.
+        number = " ".join(command.args[1:])
+        customer = self._customer(number) if number else None
         await self._invoices.issue(order_id, command.chat, customer)
 
     def _customer(self, number: str) -> ChatRef:

@@ -24,7 +24,15 @@ class _EmbeddedServer(uvicorn.Server):
 class HttpServer:
     def __init__(self, app: ASGIApp, host: str, port: int) -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, lifespan="off", access_log=False
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            lifespan="off",
+            access_log=False,
+            # On shutdown, requests still running get this long; without it uvicorn
+            # waits for them forever, and SIGTERM must finish within seconds.
+            timeout_graceful_shutdown=5,
         )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None

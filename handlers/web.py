@@ -24,6 +24,7 @@ from bot.errors import InvalidWebhook
 from bot.invoices import qr_png
 from bot.payments import Payments
 from handlers.telegram import TelegramChannel
+from handlers.whatsapp import WhatsAppChannel
 from storage import Store
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,14 @@ class WebRoutes:
         payments: Payments,
         clock: Callable[[], datetime],
         telegram: TelegramChannel | None = None,
+        whatsapp: WhatsAppChannel | None = None,
     ) -> None:
         self._store = store
         self._verifier = verifier
         self._payments = payments
         self._clock = clock
         self._telegram = telegram
+        self._whatsapp = whatsapp
         self._applying: set[asyncio.Task[None]] = set()
 
     def app(self) -> Starlette:
@@ -54,6 +57,8 @@ class WebRoutes:
             routes=[
                 Route("/webhooks/cimplify", self.cimplify_webhook, methods=["POST"]),
                 Route("/webhooks/telegram", self.telegram_webhook, methods=["POST"]),
+                Route("/webhooks/twilio", self.twilio_inbound, methods=["POST"]),
+                Route("/webhooks/twilio/status", self.twilio_status, methods=["POST"]),
                 Route("/qr/{name}", self.qr_image, methods=["GET"]),
                 Route("/healthz", self.health, methods=["GET"]),
             ]
@@ -110,6 +115,16 @@ class WebRoutes:
             return _error(400, "not an update")
         await self._telegram.process_webhook_update(data)
         return JSONResponse({"ok": True})
+
+    async def twilio_inbound(self, request: Request) -> Response:
+        if self._whatsapp is None:
+            return _error(404, "the WhatsApp channel is off")
+        return await self._whatsapp.inbound(request)
+
+    async def twilio_status(self, request: Request) -> Response:
+        if self._whatsapp is None:
+            return _error(404, "the WhatsApp channel is off")
+        return await self._whatsapp.status_callback(request)
 
     async def qr_image(self, request: Request) -> Response:
         name = request.path_params["name"]

@@ -53,6 +53,7 @@ class AsgiServer:
             ws="none",
             log_config=None,  # leave the program's logging alone
             access_log=False,
+            timeout_graceful_shutdown=2,  # a request held by an injected delay must not hold stop
         )
         self._server = _EmbeddedUvicorn(config)
         self._host = host

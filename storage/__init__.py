@@ -105,16 +105,23 @@ class Tx(Protocol):
     async def next_message_at(self) -> datetime | None:
         """When the earliest unsent message is due, or None when the outbox is empty."""
 
-    async def mark_sent(self, message_id: int, at: datetime, remote_id: str | None = None) -> None:
-        """Record the message as sent; `remote_id` is the channel's id for it (a MessageSid)."""
+    async def mark_sent(
+        self, message_id: int, at: datetime, remote_id: str | None = None
+    ) -> DeliveryStatus | None:
+        """Record the message as sent; `remote_id` is the channel's id for it (a MessageSid).
+
+        A receipt can arrive before the send is recorded; it is kept until now, applied,
+        and returned, so the caller can act on it as on any receipt.
+        """
 
     async def record_delivery(
         self, channel: str, remote_id: str, status: DeliveryStatus, at: datetime
     ) -> QueuedMessage | None:
         """Move a sent message's delivery status forward (by DeliveryStatus.rank).
 
-        The message when this call moved it; None when the id is unknown or the
-        status is not ahead of the one recorded (receipts repeat and reorder).
+        The message when this call moved it; None when the status is not ahead of the
+        one recorded (receipts repeat and reorder), or when no sent message carries the
+        id yet: then the receipt is kept for `mark_sent` to apply.
         """
 
     async def delivery_status(

@@ -78,12 +78,32 @@ class SqliteMessages(SqliteStatements):
         row = await self._row("SELECT MIN(next_attempt_at) FROM outbox_heads")
         return None if row is None else optional_time_from(row[0])
 
-    async def mark_sent(self, message_id: int, at: datetime, remote_id: str | None = None) -> None:
-        await self._change(
+    async def mark_sent(
+        self, message_id: int, at: datetime, remote_id: str | None = None
+    ) -> DeliveryStatus | None:
+        sent = await self._rows(
             "UPDATE outbox SET sent_at = ?, remote_id = ?"
-            " WHERE id = ? AND sent_at IS NULL AND dropped_at IS NULL",
+            " WHERE id = ? AND sent_at IS NULL AND dropped_at IS NULL RETURNING channel",
             (time_text(at), remote_id, message_id),
         )
+        if not sent or remote_id is None:
+            return None
+        return await self._apply_early_receipt(message_id, sent[0]["channel"], remote_id)
+
+    async def _apply_early_receipt(
+        self, message_id: int, channel: str, remote_id: str
+    ) -> DeliveryStatus | None:
+        early = await self._rows(
+            "DELETE FROM early_receipts WHERE channel = ? AND remote_id = ? RETURNING status, at",
+            (channel, remote_id),
+        )
+        if not early:
+            return None
+        await self._change(
+            "UPDATE outbox SET delivery_status = ?, delivery_status_at = ? WHERE id = ?",
+            (early[0]["status"], early[0]["at"], message_id),
+        )
+        return DeliveryStatus(early[0]["status"])
 
     async def retry_message(self, message_id: int, at: datetime, error: str) -> None:
         await self._change(
@@ -120,7 +140,32 @@ class SqliteMessages(SqliteStatements):
             " OR delivery_status IN (SELECT value FROM json_each(?))) RETURNING *",
             (status.value, time_text(at), channel, remote_id, json.dumps(lower)),
         )
-        return rows.queued_message_from(moved[0]) if moved else None
+        if moved:
+            return rows.queued_message_from(moved[0])
+        await self._keep_early_receipt(channel, remote_id, status, at)
+        return None
+
+    async def _keep_early_receipt(
+        self, channel: str, remote_id: str, status: DeliveryStatus, at: datetime
+    ) -> None:
+        """A receipt for an id no sent message carries yet: keep the highest one."""
+        known = await self._row(
+            "SELECT 1 FROM outbox WHERE channel = ? AND remote_id = ?", (channel, remote_id)
+        )
+        if known is not None:
+            return  # the message is known and already at or past this status
+        kept = await self._row(
+            "SELECT status FROM early_receipts WHERE channel = ? AND remote_id = ?",
+            (channel, remote_id),
+        )
+        if kept is not None and DeliveryStatus(kept["status"]).rank >= status.rank:
+            return
+        await self._change(
+            "INSERT INTO early_receipts (channel, remote_id, status, at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (channel, remote_id) DO UPDATE SET status = excluded.status,"
+            " at = excluded.at",
+            (channel, remote_id, status.value, time_text(at)),
+        )
 
     async def delivery_status(
         self, link_id: str, chat: ChatRef, kind: MessageKind

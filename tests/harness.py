@@ -23,6 +23,7 @@ from bot.config import Settings
 from bot.tracking import PollPolicy
 from sandbox import Sandbox, SandboxServer
 from tests.fakes.bot_api import FakeBotApi, SentMessage
+from tests.fakes.twilio_api import FakeTwilio, TwilioMessage
 
 MERCHANT = 1001  # a Telegram user id listed in TELEGRAM_MERCHANTS
 OTHER_MERCHANT = 1002
@@ -32,6 +33,8 @@ SECRET_KEY = "sk_test_harness_0123456789abcdef"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"harness-webhook-secret-32-bytes!").decode()
 
 PUBLIC_LINK_BASE = "https://pay.sandbox.example"
+PUBLIC_URL = "https://paybot.example"  # PAYBOT_PUBLIC_URL when WhatsApp is on
+WA_MERCHANT = "+233200000001"  # in WHATSAPP_MERCHANTS
 
 QUICK = timedelta(milliseconds=50)
 QUICK_POLLS = PollPolicy(
@@ -57,6 +60,34 @@ class World:
     tuning: Tuning
     paybot: Paybot
     http: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
+    twilio: FakeTwilio | None = None
+
+    @property
+    def local_url(self) -> str:
+        """Where paybot really listens; PAYBOT_PUBLIC_URL is what Twilio is told."""
+        return self.paybot.http.url
+
+    async def whatsapp(self, number: str, text: str, **options: Any) -> httpx.Response:
+        """`number` writes `text` to paybot on WhatsApp, signed as Twilio signs it."""
+        assert self.twilio is not None
+        response = await self.twilio.send_inbound(
+            self.local_url, number, text, public_url=PUBLIC_URL, **options
+        )
+        return response
+
+    async def wa_message(self, number: str, words: str, timeout: float = 5.0) -> TwilioMessage:
+        """The first WhatsApp message to `number` whose body holds `words`."""
+        assert self.twilio is not None
+        twilio = self.twilio
+
+        def found() -> TwilioMessage | None:
+            return next((m for m in twilio.to(number) if words in (m.body or "")), None)
+
+        return await twilio.wait_for(found, timeout)
+
+    def wa_count(self, number: str, words: str) -> int:
+        assert self.twilio is not None
+        return sum(words in (m.body or "") for m in self.twilio.to(number))
 
     def say(self, text: str, user_id: int = MERCHANT) -> None:
         self.fake.send_text(text, user_id=user_id)
@@ -154,9 +185,38 @@ def settings_for(fake: FakeBotApi, sandbox_url: str, tmp_path: Path, **extra: st
     return Settings.from_env(env, dotenv_path=None)
 
 
+def whatsapp_env(twilio: FakeTwilio) -> dict[str, str]:
+    return {
+        "TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "TWILIO_WHATSAPP_FROM": twilio.sender,
+        "TWILIO_API_BASE": twilio.base_url,
+        "WHATSAPP_MERCHANTS": WA_MERCHANT,
+        "WHATSAPP_DEFAULT_REGION": "GH",
+        # Behind a proxy, as in production: signatures and media URLs use this root.
+        "PAYBOT_PUBLIC_URL": PUBLIC_URL,
+    }
+
+
 @contextlib.asynccontextmanager
 async def running_world(
-    tmp_path: Path, tuning: Tuning | None = None, link_ttl: timedelta = timedelta(hours=24)
+    tmp_path: Path,
+    tuning: Tuning | None = None,
+    link_ttl: timedelta = timedelta(hours=24),
+    whatsapp: bool = False,
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[World]:
+    async with contextlib.AsyncExitStack() as stack:
+        twilio = await stack.enter_async_context(FakeTwilio()) if whatsapp else None
+        extra = (whatsapp_env(twilio) if twilio else {}) | (env or {})
+        async with _world(tmp_path, tuning, link_ttl, extra) as world:
+            world.twilio = twilio
+            yield world
+
+
+@contextlib.asynccontextmanager
+async def _world(
+    tmp_path: Path, tuning: Tuning | None, link_ttl: timedelta, extra: dict[str, str]
 ) -> AsyncIterator[World]:
     sandbox = Sandbox(
         secret_key=SECRET_KEY,
@@ -168,7 +228,7 @@ async def running_world(
         # Links as real Cimplify makes them: on a public host (Telegram refuses URL
         # buttons to loopback). Nothing in the tests opens them.
         sandbox.base_url = PUBLIC_LINK_BASE
-        settings = settings_for(fake, server.url, tmp_path)
+        settings = settings_for(fake, server.url, tmp_path, **extra)
         tuning = tuning or quick_tuning()
         paybot = Paybot(settings, tuning)
         await paybot.start()

@@ -21,6 +21,17 @@ ALTER TABLE outbox ADD COLUMN delivery_status_at TEXT;
 -- Telegram's message ids are unique per chat only, so this index is not UNIQUE.
 CREATE INDEX outbox_by_remote_id ON outbox (channel, remote_id) WHERE remote_id IS NOT NULL;
 
+-- A receipt can outrun the answer to the send it reports on (Twilio posts the
+-- status callback while paybot is still reading the MessageSid). Such a receipt
+-- waits here, keyed by the channel's id, until the send is recorded.
+CREATE TABLE early_receipts (
+    channel   TEXT NOT NULL,
+    remote_id TEXT NOT NULL,
+    status    TEXT NOT NULL CHECK (status IN ('sent', 'delivered', 'read', 'failed')),
+    at        TEXT NOT NULL,
+    PRIMARY KEY (channel, remote_id)
+) WITHOUT ROWID;
+
 -- "The newest sent invoice to this chat for this link".
 CREATE INDEX outbox_by_link ON outbox (link_id, channel, chat_id, kind, id)
     WHERE link_id IS NOT NULL;

@@ -256,3 +256,27 @@ async def test_unhandled_inbound_oldest_first_until_handled(store: SqliteStore) 
         left = await tx.unhandled_inbound(10)
     assert [m.message_id for m in first_two] == ["m0", "m1"]
     assert [m.message_id for m in left] == ["m1", "m2"]
+
+
+async def test_a_receipt_before_the_send_is_recorded_waits_for_it(store: SqliteStore) -> None:
+    # Twilio can post the status callback before paybot has read the MessageSid
+    # from its own send: that receipt must not be lost.
+    async with store.transaction() as tx:
+        await tx.insert_link(make_link())
+        [message_id] = await tx.enqueue([invoice_to(WHATSAPP)], T0)
+        early_sent = await tx.record_delivery("whatsapp", "SM9", SENT, T0)
+        early_delivered = await tx.record_delivery("whatsapp", "SM9", DELIVERED, T0)
+        late_sent = await tx.record_delivery("whatsapp", "SM9", SENT, T0)
+        applied = await tx.mark_sent(message_id, T0, "SM9")
+        status = await tx.delivery_status("lnk_1", WHATSAPP, MessageKind.INVOICE)
+        read = await tx.record_delivery("whatsapp", "SM9", READ, T0)
+    assert (early_sent, early_delivered, late_sent) == (None, None, None)
+    assert applied is DELIVERED and status is DELIVERED  # the highest early receipt
+    assert read is not None and read.id == message_id
+
+
+async def test_a_send_with_no_early_receipt_applies_nothing(store: SqliteStore) -> None:
+    async with store.transaction() as tx:
+        [message_id] = await tx.enqueue([text_to(WHATSAPP, "hello")], T0)
+        assert await tx.mark_sent(message_id, T0, "SM10") is None
+        assert await tx.mark_sent(message_id, T0, "SM10") is None  # already sent: no-op
