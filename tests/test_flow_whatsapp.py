@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.models import ChatRef, MessageKind
 from tests.flow_events import event
 from tests.harness import PUBLIC_URL, WA_MERCHANT, World, running_world
 from tests.qr import decode_qr
@@ -192,3 +193,24 @@ async def test_whatsapp_routes_are_off_without_twilio(world: World) -> None:
     world.say("/invoice 1001 +233241234567")
     await world.wait_message("cannot reach customers on Whatsapp")
     assert world.sandbox.requests == []
+
+
+async def test_a_forged_delivery_receipt_is_refused_and_changes_nothing(wa: World) -> None:
+    await wa.whatsapp(CUSTOMER, "hello")
+    await wa.wa_message(CUSTOMER, "Type status")
+    await wa.whatsapp(WA_MERCHANT, f"invoice 1001 {CUSTOMER}")
+    copy = await wa.wa_message(CUSTOMER, "Order 1001")
+    form = {"MessageSid": copy.sid, "MessageStatus": "delivered"}
+    url = f"{wa.local_url}/webhooks/twilio/status"
+
+    unsigned = await wa.http.post(url, data=form)
+    forged = await wa.http.post(url, data=form, headers={"X-Twilio-Signature": "Zm9yZ2Vk"})
+    assert (unsigned.status_code, forged.status_code) == (403, 403)
+    await wa.wait_idle()
+    assert wa.wa_count(WA_MERCHANT, "has received the payment link") == 0
+    link = await wa.link_for("1001")
+    async with wa.paybot.store.transaction() as tx:
+        status = await tx.delivery_status(
+            link.id, ChatRef("whatsapp", CUSTOMER), MessageKind.INVOICE
+        )
+    assert status is None
