@@ -83,9 +83,11 @@ class Paybot:
         )
         await self._listen()
         await self.payments.apply_pending_events()  # acknowledged before a crash, not applied
+        # Channels close after the outbox stops (exits run in reverse order): it sends with them.
         if self.whatsapp is not None:
-            # Closed after the outbox stops (exits run in reverse order), as it sends with it.
             self._stack.push_async_callback(self.whatsapp.aclose)
+        if self.telegram is not None:
+            self._stack.push_async_callback(self.telegram.close)
         self._run_in_background(self.outbox.run(), self.tracker.run())
         if self.whatsapp is not None:
             self._stack.push_async_callback(self.whatsapp.drain)
@@ -93,7 +95,7 @@ class Paybot:
             # slow Cimplify does not hold up the start.
             self._run_in_background(self.whatsapp.handle_pending())
         if self.telegram is not None:
-            self._stack.push_async_callback(self.telegram.stop)
+            self._stack.push_async_callback(self.telegram.stop_receiving)
             await self.telegram.start()
         log.info("paybot is up: %s", self.http.url)
 

@@ -108,8 +108,11 @@ class Outbox:
         if soonest_chat is not None:
             waits.append(soonest_chat)
         self._wake.clear()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that lands as the event fires, and shutdown would never end.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), max(0.01, min(waits)))
+            async with asyncio.timeout(max(0.01, min(waits))):
+                await self._wake.wait()
 
     async def _send(self, queued: QueuedMessage) -> None:
         chat = queued.message.chat

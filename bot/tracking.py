@@ -103,8 +103,11 @@ class Tracker:
             next_at = await tx.next_poll_at()
         wait = 5.0 if next_at is None else (next_at - self._clock()).total_seconds()
         self._wake.clear()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that lands as the event fires, and shutdown would never end.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), min(5.0, max(0.01, wait)))
+            async with asyncio.timeout(min(5.0, max(0.01, wait))):
+                await self._wake.wait()
 
     async def poll(self, link: Link, patient: bool = False) -> Link | None:
         """Ask Cimplify about one link and apply what it says; the link as it now stands."""

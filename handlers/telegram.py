@@ -77,11 +77,16 @@ class TelegramChannel:
         if self.app.updater is not None:
             await self.app.updater.start_polling(poll_interval=0.0, timeout=10)
 
-    async def stop(self) -> None:
+    async def stop_receiving(self) -> None:
+        """No more updates; the bot can still send (the outbox may be finishing)."""
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
         if self.app.running:
             await self.app.stop()
+
+    async def close(self) -> None:
+        """Close the bot's HTTP sessions: after the outbox has stopped."""
+        await self.stop_receiving()
         await self.app.shutdown()
 
     def secret_matches(self, header: str | None) -> bool:
