@@ -8,9 +8,22 @@ import socket
 from collections.abc import Generator
 
 import uvicorn
+from starlette.requests import Request
 from starlette.types import ASGIApp
 
 STARTUP_DEADLINE = 10.0
+# Webhook bodies are small: form posts and JSON documents. Larger ones are refused unread.
+MAX_BODY = 64 * 1024
+
+
+async def read_body(request: Request) -> bytes | None:
+    """The raw body, or None once it passes MAX_BODY (the caller answers 413)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
 
 
 class _EmbeddedServer(uvicorn.Server):

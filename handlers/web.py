@@ -23,14 +23,13 @@ from bot.cimplify import WebhookVerifier
 from bot.errors import InvalidWebhook
 from bot.invoices import qr_png
 from bot.payments import Payments
+from handlers.serving import read_body
 from handlers.telegram import TelegramChannel
 from handlers.whatsapp import WhatsAppChannel
 from storage import Store
 
 log = logging.getLogger(__name__)
 
-# Webhook bodies are small JSON documents; refuse anything larger unread.
-MAX_BODY = 64 * 1024
 _LINK_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
@@ -65,7 +64,7 @@ class WebRoutes:
         )
 
     async def cimplify_webhook(self, request: Request) -> Response:
-        body = await _read_body(request)
+        body = await read_body(request)
         if body is None:
             return _error(413, "body too large")
         try:
@@ -106,7 +105,7 @@ class WebRoutes:
         secret = request.headers.get("x-telegram-bot-api-secret-token")
         if not self._telegram.secret_matches(secret):
             return _error(403, "bad secret token")
-        body = await _read_body(request)
+        body = await read_body(request)
         try:
             data = json.loads(body or b"")
         except ValueError:
@@ -145,16 +144,6 @@ class WebRoutes:
         if await self._store.ping():
             return PlainTextResponse("ok")
         return PlainTextResponse("store not answering", status_code=503)
-
-
-async def _read_body(request: Request) -> bytes | None:
-    """The raw body, or None once it passes MAX_BODY."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return None
-    return bytes(body)
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -30,6 +30,7 @@ from twilio.request_validator import RequestValidator
 from bot.config import Settings
 from bot.models import ChatRef, DeliveryStatus, InboundMessage
 from handlers.commands import Command, Conversation
+from handlers.serving import read_body
 from handlers.whatsapp_send import STATUS_PATH, WhatsAppMessenger, twilio_account
 from storage import Store
 
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "whatsapp"
 INBOUND_PATH = "/webhooks/twilio"
 # Twilio's webhooks are a few hundred bytes of form fields; refuse anything larger unread.
-MAX_BODY = 64 * 1024
 BATCH = 20
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
@@ -134,7 +134,7 @@ class WhatsAppChannel:
         signature = request.headers.get("x-twilio-signature")
         if not signature:
             return _refuse(403, "missing X-Twilio-Signature")
-        body = await _read_body(request)
+        body = await read_body(request)
         if body is None:
             return _refuse(413, "body too large")
         try:
@@ -235,16 +235,6 @@ def _single(form: MultiDict, name: str) -> str | None:
     """The field's value when it is given exactly once."""
     values = form.getlist(name)
     return values[0] if len(values) == 1 else None
-
-
-async def _read_body(request: Request) -> bytes | None:
-    """The raw body, or None once it passes MAX_BODY."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return None
-    return bytes(body)
 
 
 def _refuse(status: int, message: str) -> Response:
