@@ -16,7 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
-from tests.fakes.twilio_api import FakeTwilio, LoopbackServer, TwilioMessage
+from tests.fakes.loopback import LoopbackServer
+from tests.fakes.twilio_api import FakeTwilio, TwilioMessage
 
 CUSTOMER = "+233241234567"
 PUBLIC = "https://paybot.example"

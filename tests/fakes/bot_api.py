@@ -10,18 +10,18 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.loopback import LoopbackServer
 
 T = TypeVar("T")
 Json = dict[str, Any]
@@ -98,35 +98,19 @@ class FakeBotApi:
         self._activity = asyncio.Condition()
         self._update_queued = asyncio.Event()
         self._stopping = False
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
         route = Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])
-        self._app = Starlette(routes=[route])
+        self._loopback = LoopbackServer(Starlette(routes=[route]))
 
     # ---- lifecycle
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            self._app, log_config=None, access_log=False, lifespan="off", ws="none", http="h11"
-        )
-        config.timeout_graceful_shutdown = 1
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        async with asyncio.timeout(5):
-            while not self._server.started:
-                if self._task.done():  # startup failed: surface its exception
-                    self._task.result()
-                await asyncio.sleep(0.005)
+        await self._loopback.start()
+        self.base_url = self._loopback.base_url
 
     async def stop(self) -> None:
         self._stopping = True  # long-polling getUpdates returns [] at once
         self._update_queued.set()
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        await self._loopback.stop()
 
     async def __aenter__(self) -> FakeBotApi:
         await self.start()

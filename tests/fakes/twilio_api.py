@@ -13,7 +13,6 @@ import binascii
 import json
 import re
 import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,12 +21,13 @@ from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
+
+from tests.fakes.loopback import LoopbackServer
 
 T = TypeVar("T")
 Json = dict[str, Any]
@@ -67,36 +67,6 @@ class TwilioError(Exception):
         if self.status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
         return JSONResponse(body | {"status": self.status}, self.status, headers)
-
-
-class LoopbackServer:
-    """A Starlette app under uvicorn on 127.0.0.1 with an ephemeral port."""
-
-    def __init__(self, app: Starlette) -> None:
-        self.app, self.base_url = app, ""
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="off", ws="none", http="h11"
-        )
-        config.timeout_graceful_shutdown = 1
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        async with asyncio.timeout(5):
-            while not self._server.started:
-                if self._task.done():  # startup failed: surface its exception
-                    self._task.result()
-                await asyncio.sleep(0.005)
-
-    async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
 
 
 class FakeTwilio:
