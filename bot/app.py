@@ -44,7 +44,7 @@ class Tuning:
     clock: Callable[[], datetime] = utcnow
     poll_policy: PollPolicy = field(default_factory=PollPolicy)
     per_chat_gap: float = 1.0  # seconds between two messages to one chat
-    overall_rate: float = 25.0  # messages a second, all chats together
+    overall_rate: float | None = None  # messages a second, all chats; None: PAYBOT_SEND_RATE
     cimplify_retry_budget: float = 20.0
     cimplify_timeout: float = 10.0
     messengers: Mapping[str, Messenger] = field(default_factory=dict)
@@ -125,7 +125,7 @@ class Paybot:
             self._messengers(),
             clock,
             self.tuning.per_chat_gap,
-            self.tuning.overall_rate,
+            self.tuning.overall_rate or self.settings.send_rate,
         )
 
     async def stop(self) -> None:

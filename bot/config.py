@@ -69,6 +69,8 @@ class Settings:
     whatsapp_merchants: frozenset[str]
     poll_rate: float
     log_level: str
+    # Chat messages a second, all chats together: Telegram's bulk limit is 30.
+    send_rate: float = 30.0
     # Read numbers typed without "+" (ISO 3166 alpha-2, as phonenumbers knows them).
     whatsapp_default_region: str | None = None
     # Approved WhatsApp templates, for messages outside the 24-hour window.
@@ -101,7 +103,8 @@ class Settings:
             **_twilio(env),
             whatsapp_merchants=phone_numbers(env, "WHATSAPP_MERCHANTS"),
             whatsapp_default_region=region(env, "WHATSAPP_DEFAULT_REGION"),
-            poll_rate=_poll_rate(env),
+            poll_rate=_rate(env, "PAYBOT_POLL_RATE", "5", 100, "requests"),
+            send_rate=_rate(env, "PAYBOT_SEND_RATE", "30", 1000, "messages"),
             log_level=_log_level(env),
         )
 
@@ -232,12 +235,12 @@ def _twilio(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def _poll_rate(env: Mapping[str, str]) -> float:
-    raw = env.get("PAYBOT_POLL_RATE", "5")
+def _rate(env: Mapping[str, str], name: str, default: str, most: int, what: str) -> float:
+    raw = env.get(name, default)
     rate = float(raw) if _RATE.fullmatch(raw) else math.nan
-    if not 0 < rate <= 100:  # NaN fails this too
-        problem = f"expected requests per second, more than 0 and at most 100, got {raw!r}"
-        raise ConfigError("PAYBOT_POLL_RATE", problem)
+    if not 0 < rate <= most:  # NaN fails this too
+        problem = f"expected {what} per second, more than 0 and at most {most}, got {raw!r}"
+        raise ConfigError(name, problem)
     return rate
 
 

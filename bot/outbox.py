@@ -2,8 +2,13 @@
 
 Messages are queued by whoever causes them, in the same transaction as the
 cause. One dispatcher sends them: in order within a chat, at most one a second
-per chat and 25 a second overall (Telegram's published limits), retrying
-network errors and `429`s, dropping what can never be delivered.
+per chat and `overall_rate` a second overall (Telegram's published limits: 1 and
+30), retrying network errors and `429`s, dropping what can never be delivered.
+New messages and edits of invoice captions are paced apart, each at that rate:
+Telegram's bulk limit counts messages sent, and a status change makes one of each
+per chat, so sharing one budget would halve the rate at which news goes out.
+The pace is smooth (no bursts), so no one-second window ever holds more than the
+rate allows.
 
 One window remains: a crash after the channel accepted a message and before it
 is marked sent repeats that message on restart, because Telegram's sendMessage
@@ -62,13 +67,14 @@ class Outbox:
         messengers: Mapping[str, Messenger],
         clock: Callable[[], datetime],
         per_chat_gap: float = 1.0,
-        overall_rate: float = 25.0,
+        overall_rate: float = 30.0,
     ) -> None:
         self._store = store
         self._messengers = messengers
         self._clock = clock
         self._gap = KeyedGap(per_chat_gap)
-        self._bucket = TokenBucket(overall_rate, burst=overall_rate)
+        self._sends = TokenBucket(overall_rate)
+        self._edits = TokenBucket(overall_rate)
         self._wake = asyncio.Event()
         self._sending: dict[ChatRef, asyncio.Task[None]] = {}
 
@@ -92,7 +98,8 @@ class Outbox:
         async with self._store.transaction() as tx:
             due = await tx.due_messages(self._clock(), limit=50, skip_chats=skip)
         for queued in due:
-            await self._bucket.acquire()
+            is_edit = queued.message.kind is MessageKind.CAPTION
+            await (self._edits if is_edit else self._sends).acquire()
             chat = queued.message.chat
             self._gap.use(chat)
             self._sending[chat] = asyncio.create_task(self._send(queued))

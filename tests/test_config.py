@@ -62,6 +62,7 @@ def test_defaults_when_nothing_is_set(no_dotenv: str) -> None:
     assert settings.twilio_invoice_content_sid is None
     assert settings.twilio_status_content_sid is None
     assert settings.poll_rate == 5
+    assert settings.send_rate == 30
     assert settings.log_level == "INFO"
     assert settings.secrets() == []
 
@@ -83,6 +84,7 @@ def test_every_setting_given(no_dotenv: str) -> None:
         "TWILIO_INVOICE_CONTENT_SID": INVOICE_TEMPLATE,
         "TWILIO_STATUS_CONTENT_SID": STATUS_TEMPLATE,
         "PAYBOT_POLL_RATE": "2.5",
+        "PAYBOT_SEND_RATE": "1000",
         "PAYBOT_LOG_LEVEL": "debug",
     }
     settings = load(env, no_dotenv)
@@ -107,6 +109,7 @@ def test_every_setting_given(no_dotenv: str) -> None:
     assert settings.twilio_invoice_content_sid == INVOICE_TEMPLATE
     assert settings.twilio_status_content_sid == STATUS_TEMPLATE
     assert settings.poll_rate == 2.5
+    assert settings.send_rate == 1000
     assert settings.log_level == "DEBUG"
     assert sorted(settings.secrets()) == sorted(
         [SECRET_KEY, WEBHOOK_SECRET, BOT_TOKEN, TWILIO_TOKEN]
@@ -165,6 +168,9 @@ MALFORMED_PLAIN = [
     ("PAYBOT_POLL_RATE", "inf"),
     ("PAYBOT_POLL_RATE", "-1"),
     ("PAYBOT_POLL_RATE", "fast"),
+    ("PAYBOT_SEND_RATE", "0"),
+    ("PAYBOT_SEND_RATE", "1001"),
+    ("PAYBOT_SEND_RATE", "many"),
     ("PAYBOT_LOG_LEVEL", "TRACE"),
     ("PAYBOT_LOG_LEVEL", "CRITICAL"),
 ]
