@@ -46,6 +46,7 @@ class ApiCall:
     method: str
     params: dict[str, Any]
     files: dict[str, bytes]
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
