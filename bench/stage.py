@@ -1,0 +1,194 @@
+"""One benchmark stage: the sandbox and the fake Bot API here, the real bot as a process.
+
+The bot is `paybot run`, started as an operator would, with its settings in the
+environment and its own SQLite file. The sandbox plays Cimplify and the fake Bot
+API plays Telegram, both in this process on loopback, so every figure includes
+real HTTP, real python-telegram-bot and a real database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+from sandbox import Sandbox, SandboxServer, new_secret_key, new_webhook_secret
+from sandbox.records import LineItem, Order, money, rfc3339
+from sandbox.webhooks import event_body
+from tests.fakes.bot_api import FakeBotApi
+from tests.process import Paybot, clean_env, free_port, start_paybot
+
+BOT_TOKEN = "987654:BENCH-token_abcdefghijklmnop"  # noqa: S105 - the fake's token
+FIRST_MERCHANT = 700_000  # Telegram user ids of the bench's merchants
+PRICE = Decimal("25.00")
+READY_TIMEOUT = 30.0
+
+
+def bench_orders(count: int) -> list[Order]:
+    """`count` open orders, B000001 onwards, each one line of GHS 25.00."""
+    item = LineItem(name="Jollof rice", quantity=1, unit_price=PRICE)
+    return [Order(f"B{n:06d}", "Bench Foods", "GHS", (item,), PRICE) for n in range(1, count + 1)]
+
+
+@dataclass
+class Stage:
+    sandbox: Sandbox
+    fake: FakeBotApi
+    bot: Paybot
+    url: str  # the bot's own HTTP root
+    database: Path
+    merchants: list[int]
+    orders: list[str]
+    http: httpx.AsyncClient
+    _seen: int = 0
+    _photos: int = 0
+
+    @property
+    def pid(self) -> int:
+        return self.bot.process.pid
+
+    def signed_event(
+        self, kind: str, order_id: str, *, token: str | None = None, event_id: str
+    ) -> tuple[bytes, dict[str, str]]:
+        """A correctly signed webhook for one of the sandbox's orders: body and headers."""
+        data = {"order_id": order_id, "amount": money(PRICE), "currency": "GHS"}
+        if token is not None:
+            data["token"] = token
+        data["reference"] = f"MOMO-{event_id[-8:]}"
+        body = event_body(event_id, kind, rfc3339(self.sandbox.ledger.now()), data)
+        headers = self.sandbox.sign(body, event_id=event_id)
+        return body, headers | {"content-type": "application/json"}
+
+    async def invoice(self, pairs: list[tuple[int, str]], timeout: float = 120.0) -> None:  # noqa: ASYNC109
+        """Each merchant asks for its order's invoice; returns when every photo has arrived."""
+        before = self.photos()
+        for merchant, order_id in pairs:
+            self.fake.send_text(f"/invoice {order_id}", user_id=merchant)
+        await self.until(lambda: self.photos() >= before + len(pairs), timeout)
+
+    def photos(self) -> int:
+        """Photos sent so far; counts only calls new since the last look (calls only grow)."""
+        calls = self.fake.calls
+        self._photos += sum(1 for call in calls[self._seen :] if call.method == "sendPhoto")
+        self._seen = len(calls)
+        return self._photos
+
+    def token_of(self, order_id: str) -> str:
+        return self.sandbox.ledger.links_of(order_id)[-1].token
+
+    async def until(self, condition: Callable[[], bool], timeout: float) -> None:  # noqa: ASYNC109
+        """Wait for `condition()` to hold, re-checked at each Bot API call; fail after `timeout`."""
+        await self.fake.wait_for(condition, timeout)
+
+    def rss_mb(self) -> float:
+        """The bot process's resident memory, from /proc."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS for the bot process")
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the bot process has used, from /proc."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Keys:
+    secret_key: str
+    webhook_secret: str
+
+
+def bot_env(
+    workdir: Path, keys: Keys, sandbox_url: str, fake: FakeBotApi, port: int, merchants: list[int]
+) -> dict[str, str]:
+    """The settings of `paybot run` on this stage; callers may add to them."""
+    return clean_env(
+        workdir,
+        CIMPLIFY_API_BASE=sandbox_url,
+        CIMPLIFY_SECRET_KEY=keys.secret_key,
+        CIMPLIFY_WEBHOOK_SECRET=keys.webhook_secret,
+        TELEGRAM_BOT_TOKEN=fake.token,
+        TELEGRAM_API_BASE=fake.base_url,
+        TELEGRAM_MERCHANTS=",".join(map(str, merchants)),
+        PAYBOT_HTTP_PORT=str(port),
+        PAYBOT_LOG_LEVEL="WARNING",
+    )
+
+
+@contextlib.asynccontextmanager
+async def staged(
+    workdir: Path,
+    *,
+    orders: int,
+    merchants: int,
+    webhooks: bool = True,
+    link_ttl: timedelta = timedelta(hours=24),
+    fake: FakeBotApi | None = None,
+    **settings: str,
+) -> AsyncIterator[Stage]:
+    """A fresh sandbox, fake Bot API and `paybot run` on a new database in `workdir`."""
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    port = free_port()
+    keys = Keys(new_secret_key(), new_webhook_secret())
+    sandbox = Sandbox(
+        secret_key=keys.secret_key,
+        webhook_secret=keys.webhook_secret,
+        webhook_url=f"http://127.0.0.1:{port}/webhooks/cimplify" if webhooks else None,
+        link_ttl=link_ttl,
+        orders=bench_orders(orders),
+    )
+    fake = fake or FakeBotApi(token=BOT_TOKEN, username="paybot_bench_bot")
+    ids = [FIRST_MERCHANT + n for n in range(merchants)]
+    async with SandboxServer(sandbox) as server, fake, httpx.AsyncClient(timeout=30) as http:
+        env = bot_env(workdir, keys, server.url, fake, port, ids) | settings
+        with start_paybot(["run"], env, workdir) as bot:
+            stage = Stage(
+                sandbox,
+                fake,
+                bot,
+                f"http://127.0.0.1:{port}",
+                workdir / "paybot.db",
+                ids,
+                [order.order_id for order in bench_orders(orders)],
+                http,
+            )
+            await _ready(stage)
+            try:
+                yield stage
+            finally:
+                await _stop(stage)
+        await sandbox.close()
+
+
+async def _ready(stage: Stage) -> None:
+    """Up when /healthz answers and python-telegram-bot has asked for updates."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if stage.bot.process.poll() is not None:
+            raise RuntimeError(f"paybot exited at start: {stage.bot.lines}")
+        with contextlib.suppress(httpx.TransportError):
+            healthy = (await stage.http.get(f"{stage.url}/healthz")).status_code == 200
+            if healthy and any(c.method == "getUpdates" for c in stage.fake.calls):
+                return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("paybot did not come up")
+
+
+async def _stop(stage: Stage) -> None:
+    """SIGTERM, as an operator would; a bot that will not stop is killed and reported."""
+    process = stage.bot.process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(stage.bot.finish, 15.0)
+        if code != 0:
+            raise RuntimeError(f"paybot exited with {code}: {stage.bot.lines['stderr'][-5:]}")
