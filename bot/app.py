@@ -89,6 +89,7 @@ class Paybot:
         if self.telegram is not None:
             self._stack.push_async_callback(self.telegram.close)
         self._run_in_background(self.outbox.run(), self.tracker.run())
+        self._stack.push_async_callback(self.outbox.flush)  # runs before the cancel above
         if self.whatsapp is not None:
             self._stack.push_async_callback(self.whatsapp.drain)
             # Messages stored before a crash and not yet handled; in the background, so a

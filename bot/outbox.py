@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 # Retried messages wait 2, 4, 8 ... seconds, never more than this.
 MAX_BACKOFF = timedelta(seconds=60)
 IDLE_WAIT = 5.0
+# How often to look again while the earliest due message is one already passed over.
+PASSED_OVER_WAIT = 0.25
+NEW_MESSAGES = frozenset(kind for kind in MessageKind if kind is not MessageKind.CAPTION)
+EDITS = frozenset({MessageKind.CAPTION})
+FLUSH_GRACE = 2.0  # on shutdown, how long messages already due may take to go out
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class Outbox:
         messengers: Mapping[str, Messenger],
         clock: Callable[[], datetime],
         per_chat_gap: float = 1.0,
-        overall_rate: float = 30.0,
+        overall_rate: float = 29.0,
     ) -> None:
         self._store = store
         self._messengers = messengers
@@ -75,51 +80,74 @@ class Outbox:
         self._gap = KeyedGap(per_chat_gap)
         self._sends = TokenBucket(overall_rate)
         self._edits = TokenBucket(overall_rate)
-        self._wake = asyncio.Event()
+        self._wakes: list[asyncio.Event] = []  # one for each dispatch loop
         self._sending: dict[ChatRef, asyncio.Task[None]] = {}
+        self._progress = asyncio.Event()  # set as each send ends
 
     def wake(self) -> None:
         """Something was queued: look again now rather than at the next tick."""
-        self._wake.set()
+        for wake in self._wakes:
+            wake.set()
 
     async def run(self) -> None:
         try:
-            while True:
-                started = await self._dispatch_due()
-                if not started:
-                    await self._idle()
+            # A loop for each budget: one waiting for its turn must not hold up the
+            # other, or new messages and edits would share one rate after all.
+            await asyncio.gather(
+                self._dispatch(NEW_MESSAGES, self._sends), self._dispatch(EDITS, self._edits)
+            )
         finally:
             await self._finish_sending()
 
-    async def _dispatch_due(self) -> int:
+    async def _dispatch(self, kinds: frozenset[MessageKind], budget: TokenBucket) -> None:
+        wake = asyncio.Event()
+        self._wakes.append(wake)
+        while True:
+            try:
+                wake.clear()  # before looking, so that a wake while we look is not missed
+                checked = self._clock()
+                started = await self._dispatch_due(kinds, budget, checked)
+                if not started:
+                    await self._idle(wake, checked)
+            except Exception:  # the store locked or full: the messages wait in it
+                log.exception("outbox: the store failed; trying again in a second")
+                await asyncio.sleep(1.0)
+
+    async def _dispatch_due(
+        self, kinds: frozenset[MessageKind], budget: TokenBucket, now: datetime
+    ) -> int:
         skip = frozenset(self._sending) | frozenset(
             chat for chat in self._gap.busy() if isinstance(chat, ChatRef)
         )
         async with self._store.transaction() as tx:
-            due = await tx.due_messages(self._clock(), limit=50, skip_chats=skip)
+            due = await tx.due_messages(now, limit=50, skip_chats=skip, kinds=kinds)
         for queued in due:
-            is_edit = queued.message.kind is MessageKind.CAPTION
-            await (self._edits if is_edit else self._sends).acquire()
+            await budget.acquire()
             chat = queued.message.chat
             self._gap.use(chat)
             self._sending[chat] = asyncio.create_task(self._send(queued))
         return len(due)
 
-    async def _idle(self) -> None:
+    async def _idle(self, wake: asyncio.Event, checked: datetime) -> None:
         async with self._store.transaction() as tx:
             next_at = await tx.next_message_at()
         waits = [IDLE_WAIT]
-        if next_at is not None:
+        if next_at is not None and next_at > checked:
             waits.append((next_at - self._clock()).total_seconds())
+        elif next_at is not None:
+            # Due by `checked`, so seen and passed over: its chat is sending (its end
+            # wakes us), waiting out its gap (timed below), or the other loop's. Waking
+            # at its time would poll the store nonstop; now and then is enough to catch
+            # a later one it hides.
+            waits.append(PASSED_OVER_WAIT)
         soonest_chat = self._gap.soonest()
         if soonest_chat is not None:
             waits.append(soonest_chat)
-        self._wake.clear()
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
         # cancellation that lands as the event fires, and shutdown would never end.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.01, min(waits))):
-                await self._wake.wait()
+                await wake.wait()
 
     async def _send(self, queued: QueuedMessage) -> None:
         chat = queued.message.chat
@@ -129,6 +157,7 @@ class Outbox:
             log.exception("outbox: message %s to %s could not be recorded", queued.id, chat)
         finally:
             self._sending.pop(chat, None)
+            self._progress.set()
             self.wake()
 
     async def _attempt(self, queued: QueuedMessage) -> None:
@@ -198,6 +227,25 @@ class Outbox:
                     text = render.customer_unreachable(link, message.chat, error)
                     await tell_merchants(tx, link, text, now)
         self.wake()
+
+    async def flush(self, grace: float = FLUSH_GRACE) -> None:
+        """On shutdown, before `run` is cancelled: a short while for due messages to go out.
+
+        A command finishing during shutdown queues its answer last of all; without this
+        the answer would wait in the store for the next start.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                while self._sending or await self._anything_due():
+                    self._progress.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.1):  # or a chat's gap may free up
+                            await self._progress.wait()
+
+    async def _anything_due(self) -> bool:
+        async with self._store.transaction() as tx:
+            next_at = await tx.next_message_at()
+        return next_at is not None and next_at <= self._clock()
 
     async def _finish_sending(self) -> None:
         """On shutdown, let messages already handed to a channel be recorded."""

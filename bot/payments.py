@@ -62,21 +62,46 @@ class Payments:
             await tx.mark_applied(stored.event.id, now)
         self._on_queued()
 
-    async def apply_pending_events(self, batch: int = 100) -> int:
-        """Apply every stored event not yet applied (after a crash, say); how many."""
-        async with self._applying:
-            return await self._apply_backlog(batch)
+    async def apply_pending_events(self, batch: int = 10) -> int:
+        """Apply every stored event not yet applied (after a crash, say); how many.
 
-    async def _apply_backlog(self, batch: int) -> int:
-        total = 0
-        while True:
-            async with self._store.transaction() as tx:
-                pending = await tx.unapplied_events(batch)
+        Up to `batch` events share a transaction: under a burst of webhooks one commit
+        a batch, not one an event. Small, so webhooks waiting to be stored (the same
+        store, one transaction at a time) are not held up for long.
+        """
+        async with self._applying:
+            total = 0
+            while True:
+                applied = await self._apply_some(batch)
+                total += applied
+                if applied < batch:
+                    return total
+
+    async def _apply_some(self, batch: int) -> int:
+        try:
+            return await self._apply_together(batch)
+        except Exception:
+            if batch == 1:
+                raise
+            # One at a time instead: those before the failing event still apply, and
+            # the failing one raises as it would alone.
+            log.exception("applying %d stored events together failed; one at a time", batch)
+            applied = 0
+            while applied < batch and await self._apply_together(1):
+                applied += 1
+            return applied
+
+    async def _apply_together(self, batch: int) -> int:
+        """Apply the oldest `batch` unapplied events in one transaction; how many."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            pending = await tx.unapplied_events(batch)
             for stored in pending:
-                await self.apply_event(stored)
-            total += len(pending)
-            if len(pending) < batch:
-                return total
+                await _apply(tx, stored.event, now)
+                await tx.mark_applied(stored.event.id, now)
+        if pending:
+            self._on_queued()
+        return len(pending)
 
 
 async def move(

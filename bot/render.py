@@ -289,7 +289,9 @@ def explain(error: errors.PaybotError, order_id: str | None = None) -> str:
     if isinstance(error, errors.InvalidOrderId):
         return f"That is not an order id: {error}. {USAGE}"
     if isinstance(error, errors.InvalidPhone):
-        return f"I cannot send to {error.text!r}: {error}. {INVOICE_FOR_CUSTOMER}"
+        # Echo only the start: the whole of a long "number" would pass Telegram's 4096.
+        typed = error.text if len(error.text) <= 40 else error.text[:40] + "…"
+        return f"I cannot send to {typed!r}: {error}. {INVOICE_FOR_CUSTOMER}"
     if isinstance(error, errors.ChannelOff):
         return (
             f"I cannot reach customers on {error.channel.title()}: {error}. "

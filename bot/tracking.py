@@ -1,9 +1,9 @@
 """The poller: which link to ask Cimplify about next, and when.
 
 Its whole state is each link's `next_poll_at` in the store, so a restart picks
-up every live link where it left off. Links are polled soonest-due first under
-one budget of Pay API requests a second: fast just after issuing and while a
-payment is moving, backing off while a link sits idle.
+up every live link where it left off. Links are polled under one budget of Pay
+API requests a second, moving payments first, then soonest due: quickly while a
+payment is moving, slowly and backing off while nobody is paying.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,26 +26,41 @@ from storage import Store
 
 log = logging.getLogger(__name__)
 
+MOVING = (Status.PROCESSING, Status.AWAITING_AUTHORIZATION)  # a payment under way
+# Links are claimed a tenth of a second of budget at a time, so a link that falls due
+# (a payment someone is waiting on) waits at most that long behind claimed ones.
+CLAIM_SECONDS = 0.1
+
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """How often to ask about a link. Defaults suit people; tests make them quick."""
+    """How often to ask about a link. Defaults suit people (and bench/polling.py
+    measures them); tests make them quick.
 
-    active: timedelta = timedelta(seconds=2)  # processing, awaiting authorization
-    fresh: timedelta = timedelta(seconds=3)  # just issued: the customer is likely paying
-    fresh_for: timedelta = timedelta(minutes=2)
-    idle_min: timedelta = timedelta(seconds=5)
-    idle_max: timedelta = timedelta(seconds=60)
+    A payment announces itself before it settles: Cimplify reports `processing`
+    and usually `awaiting_authorization` (a prompt on the phone, a PIN, a 3-D
+    Secure page) for ten seconds or more before `paid`. So a link nobody is
+    paying is asked about slowly, and one whose payment is moving quickly: the
+    merchant is waiting for that "Paid", and it can come at any moment.
+    """
+
+    active: timedelta = timedelta(seconds=1.5)  # processing, awaiting authorization
+    fresh: timedelta = timedelta(seconds=10)  # just issued, or just failed
+    fresh_for: timedelta = timedelta(minutes=1)
+    idle_min: timedelta = timedelta(seconds=10)
+    # Short enough to catch a payment while it is moving, however late it starts.
+    idle_max: timedelta = timedelta(seconds=30)
+    idle_share: float = 1 / 6  # of the time since anything happened
     jitter: float = 0.2  # ± this fraction, so links issued together spread out
 
     def interval(self, link: Link, now: datetime) -> timedelta:
-        if link.status in (Status.PROCESSING, Status.AWAITING_AUTHORIZATION):
+        if link.status in MOVING:
             base = self.active
-        elif now - link.created_at < self.fresh_for:
+        elif now - link.status_changed_at < self.fresh_for:
             base = self.fresh
         else:
-            # Idle: a twelfth of the time since anything happened, within bounds.
-            base = min(self.idle_max, max(self.idle_min, (now - link.status_changed_at) / 12))
+            waited = (now - link.status_changed_at) * self.idle_share
+            base = min(self.idle_max, max(self.idle_min, waited))
         return base * random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311 - jitter
 
     def next_poll(self, link: Link, now: datetime) -> datetime:
@@ -67,6 +83,7 @@ class Tracker:
         self._payments = payments
         self._clock = clock
         self._budget = TokenBucket(rate)
+        self._claim = max(1, math.ceil(rate * CLAIM_SECONDS))
         self.policy = policy or PollPolicy()
         self._wake = asyncio.Event()
         self._polls: set[asyncio.Task[None]] = set()
@@ -77,23 +94,28 @@ class Tracker:
     async def run(self) -> None:
         try:
             while True:
-                due = await self._claim_due()
-                for link in due:
-                    await self._budget.acquire()
-                    task = asyncio.create_task(self.poll_quietly(link))
-                    self._polls.add(task)
-                    task.add_done_callback(self._polls.discard)
-                if not due:
-                    await self._idle()
+                try:
+                    due = await self._claim_due()
+                    for link in due:
+                        await self._budget.acquire()
+                        task = asyncio.create_task(self.poll_quietly(link))
+                        self._polls.add(task)
+                        task.add_done_callback(self._polls.discard)
+                    if not due:
+                        await self._idle()
+                except Exception:  # the store locked or full: the schedule waits in it
+                    log.exception("poller: the store failed; trying again in a second")
+                    await asyncio.sleep(1.0)
         finally:
             for task in list(self._polls):
                 task.cancel()
 
     async def _claim_due(self) -> list[Link]:
-        """Take the due links and push each one's next poll ahead, so none is taken twice."""
+        """Take the due links, moving payments first, and push each one's next poll
+        ahead, so none is taken twice."""
         now = self._clock()
         async with self._store.transaction() as tx:
-            due = await tx.due_links(now, limit=50)
+            due = await tx.due_links(now, limit=self._claim)
             for link in due:
                 await tx.schedule_poll(link.id, self.policy.next_poll(link, now))
         return due

@@ -58,6 +58,9 @@ class HttpServer:
         # sys.exit, which would tear through the event loop.
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.create_server((self.host, self.port), family=family)
+        # Accepted connections inherit this. asyncio sets it only on sockets it makes
+        # itself; without it Nagle and delayed ACKs hold each answer ~40 ms.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port = sock.getsockname()[1]
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         loop = asyncio.get_running_loop()

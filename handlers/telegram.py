@@ -6,6 +6,7 @@ handlers.commands, and an outbox `Delivery` becomes one Bot API call.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -40,6 +41,7 @@ from handlers.commands import Command, Conversation
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
+HANDLING_GRACE = 5.0  # seconds for commands in hand when paybot stops
 COMMANDS = ("invoice", "status", "open", "start", "help")
 MENU = [
     BotCommand("invoice", "Payment link and QR code for an order"),
@@ -78,11 +80,20 @@ class TelegramChannel:
             await self.app.updater.start_polling(poll_interval=0.0, timeout=10)
 
     async def stop_receiving(self) -> None:
-        """No more updates; the bot can still send (the outbox may be finishing)."""
+        """No more updates; the bot can still send (the outbox may be finishing).
+
+        Commands being handled get HANDLING_GRACE seconds to finish: one stuck on a
+        slow Cimplify must not hold SIGTERM past its 10 s, so it is given up (unanswered,
+        like a command lost to a crash; README, known limits).
+        """
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
         if self.app.running:
-            await self.app.stop()
+            try:
+                async with asyncio.timeout(HANDLING_GRACE):
+                    await self.app.stop()
+            except TimeoutError:
+                log.warning("telegram: commands still being handled were given up")
 
     async def close(self) -> None:
         """Close the bot's HTTP sessions: after the outbox has stopped."""
@@ -94,14 +105,23 @@ class TelegramChannel:
         return header is not None and hmac.compare_digest(header, self.webhook_secret)
 
     async def process_webhook_update(self, data: object) -> None:
-        """An update posted to /webhooks/telegram: handled before the 200, so none is lost."""
-        update = Update.de_json(data, self.app.bot)  # type: ignore[arg-type]
-        await self.app.process_update(update)
+        """An update posted to /webhooks/telegram: handled before the 200, so none is lost.
+
+        ValueError when `data` is not an Update.
+        """
+        try:
+            update = Update.de_json(data, self.app.bot)  # type: ignore[arg-type]
+            await self.app.process_update(update)  # handlers' own errors stay inside PTB
+        except Exception as error:  # PTB reads fields unchecked: junk raises anything
+            raise ValueError(f"not an update: {type(error).__name__}") from None
 
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, user = update.effective_message, update.effective_user
-        if message is None or user is None or not message.text:
+        if message is None or user is None or not isinstance(message.text, str) or not message.text:
             return
+        ids: tuple[object, ...] = (message.chat_id, user.id)
+        if not all(type(i) is int for i in ids):  # bool is an int, and not an id
+            return  # a malformed webhook update: PTB does not check the JSON's types
         words = message.text.split()
         name = words[0].lstrip("/").split("@", 1)[0].lower()
         await self._conversation.handle(

@@ -2,12 +2,12 @@
 
 A Cimplify webhook is verified on its raw bytes, stored under its id, and only
 then answered `2xx`; it is applied after the answer. A crash between the two
-loses nothing: stored events not yet applied are applied at start.
+loses nothing: stored events not yet applied are applied at start. Webhooks that
+arrive together share one commit (bot/webhook_intake.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -23,6 +23,7 @@ from bot.cimplify import WebhookVerifier
 from bot.errors import InvalidWebhook
 from bot.invoices import qr_png
 from bot.payments import Payments
+from bot.webhook_intake import WebhookIntake
 from handlers.serving import read_body
 from handlers.telegram import TelegramChannel
 from handlers.whatsapp import WhatsAppChannel
@@ -45,11 +46,9 @@ class WebRoutes:
     ) -> None:
         self._store = store
         self._verifier = verifier
-        self._payments = payments
-        self._clock = clock
         self._telegram = telegram
         self._whatsapp = whatsapp
-        self._applying: set[asyncio.Task[None]] = set()
+        self._intake = WebhookIntake(store, payments, clock)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -73,31 +72,16 @@ class WebRoutes:
             log.warning("cimplify webhook refused: %s", error)
             return _error(error.status_code, str(error))
         try:
-            async with self._store.transaction() as tx:
-                fresh = await tx.record_event(event, body, self._clock())
+            fresh = await self._intake.record(event, body)
         except Exception:
             # Not stored, so not acknowledged: Cimplify will deliver it again.
             log.exception("cimplify webhook %s could not be stored", event.id)
             return _error(503, "could not store the event; deliver it again")
-        if fresh:
-            self._apply_soon()
         return JSONResponse({"received": event.id, "duplicate": not fresh})
 
-    def _apply_soon(self) -> None:
-        task = asyncio.create_task(self._apply_pending())
-        self._applying.add(task)
-        task.add_done_callback(self._applying.discard)
-
-    async def _apply_pending(self) -> None:
-        try:
-            await self._payments.apply_pending_events()
-        except Exception:  # stays stored and unapplied; the next event or restart retries
-            log.exception("applying stored webhook events failed")
-
     async def drain(self) -> None:
-        """Wait for events being applied (on shutdown)."""
-        if self._applying:
-            await asyncio.wait(list(self._applying), timeout=5)
+        """Wait for events being stored and applied (on shutdown)."""
+        await self._intake.drain()
 
     async def telegram_webhook(self, request: Request) -> Response:
         if self._telegram is None:
@@ -112,7 +96,10 @@ class WebRoutes:
             return _error(400, "not JSON")
         if not isinstance(data, dict):
             return _error(400, "not an update")
-        await self._telegram.process_webhook_update(data)
+        try:
+            await self._telegram.process_webhook_update(data)
+        except ValueError:
+            return _error(400, "not an update")
         return JSONResponse({"ok": True})
 
     async def twilio_inbound(self, request: Request) -> Response:

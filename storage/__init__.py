@@ -70,7 +70,8 @@ class Tx(Protocol):
         """Poll the link next at `at`; None stops tracking it."""
 
     async def due_links(self, now: datetime, limit: int) -> list[Link]:
-        """Tracked links with next_poll_at <= now, soonest first."""
+        """Tracked links with next_poll_at <= now: moving payments (processing,
+        awaiting authorization) first, then soonest first."""
 
     async def next_poll_at(self) -> datetime | None:
         """The earliest next_poll_at of any tracked link."""
@@ -94,12 +95,17 @@ class Tx(Protocol):
         """Queue messages; they go out in id order within each chat."""
 
     async def due_messages(
-        self, now: datetime, limit: int, skip_chats: frozenset[ChatRef] = frozenset()
+        self,
+        now: datetime,
+        limit: int,
+        skip_chats: frozenset[ChatRef] = frozenset(),
+        kinds: frozenset[MessageKind] | None = None,
     ) -> list[QueuedMessage]:
         """For each chat not in `skip_chats`, its oldest unsent message, if due by `now`.
 
         Only the head of each chat's queue is returned, so order within a chat holds
-        even while a message is being retried. Oldest first across chats.
+        even while a message is being retried. Oldest first across chats. With
+        `kinds`, only the chats whose head is of one of those kinds.
         """
 
     async def next_message_at(self) -> datetime | None:
@@ -156,6 +162,14 @@ class Tx(Protocol):
     # webhook events
     async def record_event(self, event: WebhookEvent, body: bytes, at: datetime) -> bool:
         """Store an event under its id. False when that id was already stored."""
+
+    async def record_events(
+        self, events: Sequence[tuple[WebhookEvent, bytes]], at: datetime
+    ) -> set[str]:
+        """Store many events at once, each under its id; the ids that were new.
+
+        An id given twice is stored once, from its first appearance.
+        """
 
     async def unapplied_events(self, limit: int) -> list[StoredEvent]:
         """Stored events not yet applied, in the order they were received."""

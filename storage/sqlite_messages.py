@@ -21,23 +21,27 @@ _ERROR_CHARS = 1000  # errors can quote hostile input; keep the row bounded
 
 
 class SqliteStatements:
-    """Statements on the store's connection, inside a transaction the store opened."""
+    """Statements on the store's connection, inside a transaction the store opened.
+
+    Each statement is one round trip to aiosqlite's thread (execute and fetch there
+    together), not one for each of execute, fetch and close: under load every round
+    trip waits its turn on the event loop, and the store's lock is held meanwhile.
+    A write run to completion leaves nothing open in its cursor, so it is not closed.
+    """
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        async with self._db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._db.execute_fetchall(sql, params))
 
     async def _row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        async with self._db.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        return next(iter(await self._rows(sql, params)), None)
 
     async def _change(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a write; the number of rows it changed."""
-        async with self._db.execute(sql, params) as cursor:
-            return cursor.rowcount
+        cursor = await self._db.execute(sql, params)
+        return cursor.rowcount
 
     async def _count(self, sql: str) -> int:
         row = await self._row(sql)
@@ -52,22 +56,28 @@ class SqliteMessages(SqliteStatements):
     async def enqueue(self, messages: Sequence[Outgoing], at: datetime) -> list[int]:
         ids: list[int] = []
         for message in messages:
-            async with self._db.execute(
+            cursor = await self._db.execute(
                 "INSERT INTO outbox (channel, chat_id, kind, text, link_id, buttons,"
                 " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows.outgoing_params(message, at),
-            ) as cursor:
-                assert cursor.lastrowid is not None  # an INSERT always sets it
-                ids.append(cursor.lastrowid)
+            )
+            assert cursor.lastrowid is not None  # an INSERT always sets it
+            ids.append(cursor.lastrowid)
         return ids
 
     async def due_messages(
-        self, now: datetime, limit: int, skip_chats: frozenset[ChatRef] = frozenset()
+        self,
+        now: datetime,
+        limit: int,
+        skip_chats: frozenset[ChatRef] = frozenset(),
+        kinds: frozenset[MessageKind] | None = None,
     ) -> list[QueuedMessage]:
         # A chat has one head at most, so skipping drops at most len(skip_chats) rows.
+        wanted = sorted(kind.value for kind in (kinds if kinds is not None else MessageKind))
         found = await self._rows(
-            "SELECT * FROM outbox_heads WHERE next_attempt_at <= ? ORDER BY id LIMIT ?",
-            (time_text(now), max(limit, 0) + len(skip_chats)),
+            "SELECT * FROM outbox_heads WHERE next_attempt_at <= ?"
+            " AND kind IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?",
+            (time_text(now), json.dumps(wanted), max(limit, 0) + len(skip_chats)),
         )
         heads = [rows.queued_message_from(row) for row in found]
         return [m for m in heads if m.message.chat not in skip_chats][: max(limit, 0)]

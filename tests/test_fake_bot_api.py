@@ -14,6 +14,7 @@ from telegram.error import BadRequest, EndPointNotFound, Forbidden, InvalidToken
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from tests.fakes.bot_api import FakeBotApi
+from tests.fakes.send_limits import SendLimiter, SendLimits
 
 CHAT = 1001
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) + b"\r\n--not-a-boundary\r\n"
@@ -207,3 +208,39 @@ async def test_hostile_bodies_get_a_bad_request(fake: FakeBotApi) -> None:
     assert [r.status_code for r in (not_json, a_list, no_chat)] == [400, 400, 400]
     assert as_json.json()["result"]["text"] == "via JSON"
     assert [m.text for m in fake.messages(CHAT)] == ["via JSON"]
+
+
+async def test_flood_limits_refuse_with_retry_after_and_can_be_switched(
+    fake: FakeBotApi, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    message = await bot.send_message(CHAT, "before the limits")
+    fake.limits = SendLimits(overall=3, per_chat=1, window=30.0)
+    for chat in (CHAT + 1, CHAT + 2, CHAT + 3):
+        await bot.send_message(chat, "within the overall limit")
+    with pytest.raises(RetryAfter) as overall:
+        await bot.send_message(CHAT + 4, "a fourth in the window")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(CHAT + 1, "a second to one chat")
+    # Edits are not new messages: never counted, never refused.
+    await bot.edit_message_text("edited", chat_id=CHAT, message_id=message.message_id)
+    assert timedelta(seconds=1) <= overall.value.retry_after <= timedelta(seconds=30)
+    assert [c.params["chat_id"] for c in fake.throttled] == [CHAT + 4, CHAT + 1]
+    fake.limits = None
+    await bot.send_message(CHAT + 4, "limits off")
+    assert [m.text for m in fake.messages(CHAT + 4)] == ["limits off"]
+
+
+def test_the_limiter_is_a_sliding_window_per_chat_and_overall() -> None:
+    now = [0.0]
+    limiter = SendLimiter(SendLimits(overall=2, per_chat=1, window=1.0), clock=lambda: now[0])
+    assert limiter.admit("a") is None
+    now[0] = 0.5
+    assert limiter.admit("b") is None
+    assert limiter.admit("c") == 1  # two in the last second already
+    assert limiter.admit("a") == 1  # and "a" had one 0.5 s ago
+    now[0] = 1.0  # the send at 0.0 has left the window; a refusal took no place
+    assert limiter.admit("a") is None
+    assert limiter.admit("c") == 1  # 0.5 and 1.0 fill it until 1.5
+    now[0] = 1.5
+    assert limiter.admit("c") is None

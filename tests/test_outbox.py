@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from bot.errors import PermanentDelivery, RetryLater, TransientDelivery
-from bot.models import ChatRef, MessageKind, Outgoing, utcnow
+from bot.models import ChatRef, MessageKind, Outgoing, Role, Subscription, utcnow
 from bot.outbox import Delivery, Outbox
 from storage.sqlite import SqliteStore
+from tests.factories import make_link
 from tests.harness import wait_until
 
 ANA = ChatRef("fake", "ana")
@@ -136,3 +137,29 @@ async def test_a_message_for_an_unknown_channel_is_dropped_not_stuck(store: Sqli
     await drained(store)
     await stop(task)
     assert fake.texts(ANA) == ["a1"]
+
+
+async def test_new_messages_and_edits_are_paced_apart(store: SqliteStore) -> None:
+    # Ten caption edits queued before ten new messages, at 10 a second each: the new
+    # messages must not wait for the edits' budget, nor go faster than their own.
+    rate, count = 10.0, 10
+    async with store.transaction() as tx:
+        for n in range(count):
+            link = make_link(f"link-{n:016d}", order_id=f"O{n}")
+            chat = ChatRef("fake", f"edited-{n}")
+            await tx.insert_link(link)
+            await tx.subscribe(Subscription(link.id, chat, Role.MERCHANT, message_id=str(n)))
+            await tx.enqueue([Outgoing(chat, MessageKind.CAPTION, f"edit {n}", link.id)], utcnow())
+    await queue(store, *((ChatRef("fake", f"new-{n}"), f"new {n}") for n in range(count)))
+    fake = FakeMessenger()
+    started = time.monotonic()
+    task = await running(Outbox(store, {"fake": fake}, utcnow, per_chat_gap=0, overall_rate=rate))
+    await drained(store)
+    await stop(task)
+
+    new = [at for at, _, text in fake.sent if text.startswith("new")]
+    edits = [at for at, _, text in fake.sent if text.startswith("edit")]
+    assert len(new) == len(edits) == count
+    assert new[0] - started < 0.5  # not after the edits (a shared budget: 1 s)
+    for times in (new, edits):  # each smooth at its own rate
+        assert times[-1] - times[0] >= (count - 1) / rate * 0.9

@@ -1,20 +1,39 @@
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
+import pytest
+
+from bot.cimplify import CimplifyClient
 from bot.models import Status, can_move
-from bot.tracking import PollPolicy
+from bot.payments import Payments
+from bot.tracking import PollPolicy, Tracker
+from storage.sqlite import SqliteStore
 from tests.factories import NOW, make_link
 
 POLICY = PollPolicy(jitter=0.0)
 
 
-def test_fast_after_issuing_and_while_moving() -> None:
+def test_slow_while_nobody_pays_fast_while_a_payment_moves() -> None:
     fresh = make_link()
     assert POLICY.interval(fresh, NOW + timedelta(seconds=30)) == POLICY.fresh
-    moving = replace(fresh, status=Status.AWAITING_AUTHORIZATION)
-    assert POLICY.interval(moving, NOW + timedelta(hours=1)) == POLICY.active
+    for status in (Status.PROCESSING, Status.AWAITING_AUTHORIZATION):
+        moving = replace(fresh, status=status)
+        assert POLICY.interval(moving, NOW + timedelta(hours=1)) == POLICY.active
+    assert POLICY.active < POLICY.fresh
+
+
+def test_a_failed_payment_is_watched_as_freshly_as_a_new_link() -> None:
+    # The customer may try again at once; "fresh" counts from the last change.
+    failed_at = NOW + timedelta(hours=2)
+    failed = replace(make_link(), status=Status.FAILED, status_changed_at=failed_at)
+    assert POLICY.interval(failed, failed_at + timedelta(seconds=20)) == POLICY.fresh
 
 
 def test_backs_off_while_idle_within_bounds() -> None:
@@ -22,6 +41,13 @@ def test_backs_off_while_idle_within_bounds() -> None:
     gaps = [POLICY.interval(link, NOW + timedelta(minutes=m)) for m in (3, 10, 30, 600)]
     assert gaps == sorted(gaps)
     assert gaps[0] >= POLICY.idle_min and gaps[-1] == POLICY.idle_max
+
+
+def test_defaults_ask_about_a_moving_payment_more_often_than_every_two_seconds() -> None:
+    # What bench/polling.py compares against: a naive poller asking every 2 s.
+    policy = PollPolicy()
+    assert policy.active * (1 + policy.jitter) <= timedelta(seconds=2)
+    assert policy.idle_min * (1 - policy.jitter) > policy.active * (1 + policy.jitter)
 
 
 def test_never_sleeps_past_the_expiry() -> None:
@@ -46,3 +72,54 @@ def test_status_only_moves_forward_but_failed_may_be_retried() -> None:
     assert not can_move(Status.AWAITING_AUTHORIZATION, Status.PROCESSING)
     assert not can_move(Status.PROCESSING, Status.PENDING)
     assert not any(can_move(Status.PAID, s) for s in Status)
+
+
+# the tracker under a short budget
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(str(tmp_path / "paybot.db"))
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_a_moving_payment_is_polled_before_a_backlog_of_idle_links(
+    store: SqliteStore,
+) -> None:
+    # 30 idle links long overdue, and one payment that fell due last of all.
+    moving = make_link("link-moving", order_id="2001", status=Status.AWAITING_AUTHORIZATION)
+    async with store.transaction() as tx:
+        for n in range(30):
+            idle = make_link(f"link-idle-{n:02d}", order_id=f"1{n:03d}")
+            await tx.insert_link(idle)
+            await tx.schedule_poll(idle.id, NOW - timedelta(minutes=30) + timedelta(seconds=n))
+        await tx.insert_link(moving)
+        await tx.schedule_poll(moving.id, NOW)
+    asked: list[str] = []
+    enough = asyncio.Event()
+
+    def cimplify(request: httpx.Request) -> httpx.Response:
+        token = request.url.path.split("/")[-2]
+        asked.append(token)
+        if len(asked) >= 3:
+            enough.set()
+        status = "awaiting_authorization" if token == moving.token else "pending"
+        body = {"status": status, "updated_at": "2026-11-23T10:00:00Z", "reference": None}
+        return httpx.Response(200, content=json.dumps(body))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(cimplify)) as http:
+        client = CimplifyClient("https://cimplify.test", "sk_test_policy", http=http)
+        payments = Payments(store, lambda: NOW, on_queued=lambda: None)
+        # 20 a second: Tracker claims two at a time, far fewer than the overdue 31.
+        tracker = Tracker(store, client, payments, lambda: NOW, rate=20.0)
+        running = asyncio.create_task(tracker.run())
+        try:
+            async with asyncio.timeout(5):
+                await enough.wait()
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    assert asked[0] == moving.token
+    assert asked[1:3] == ["plt_link-idle-00", "plt_link-idle-01"]  # then soonest due

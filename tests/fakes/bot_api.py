@@ -1,7 +1,8 @@
 """A fake Telegram Bot API on loopback that real python-telegram-bot can talk to.
 
 It answers `{base_url}/bot{token}/{method}` in Bot API shape, queues updates for
-getUpdates, records every call, and injects faults (429, blocked users).
+getUpdates, records every call, and injects faults (429, blocked users). With
+`limits`, it also enforces Telegram's flood limits on new messages (send_limits.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.fakes.loopback import LoopbackServer
+from tests.fakes.send_limits import NEW_MESSAGE_METHODS, SendLimiter, SendLimits
 
 T = TypeVar("T")
 Json = dict[str, Any]
@@ -59,6 +61,7 @@ class SentMessage:
     reply_markup: dict[str, Any] | None
     edits: list[str] = field(default_factory=list)
     file_id: str | None = None  # set for photo messages, also those sent by URL or file_id
+    at: float = field(default_factory=time.monotonic)  # when it was accepted
 
 
 class BotApiError(Exception):
@@ -82,9 +85,13 @@ class FakeBotApi:
         self,
         token: str = "123456:TEST-token_abc",  # noqa: S107 - a test token
         username: str = "paybot_test_bot",
+        limits: SendLimits | None = None,
     ) -> None:
         self.token, self.base_url = token, ""
         self.calls: list[ApiCall] = []
+        self.throttled: list[ApiCall] = []  # new messages refused by the flood limits
+        self.sent: list[SentMessage] = []  # every message accepted, in order
+        self._limiter = SendLimiter(limits) if limits else None
         self._bot: Json = {"id": int(token.split(":")[0]), "is_bot": True}
         self._bot |= {"first_name": "paybot", "username": username}
         self._updates: list[Json] = []
@@ -189,6 +196,23 @@ class FakeBotApi:
     def block(self, chat_id: int) -> None:
         self._blocked.add(chat_id)
 
+    @property
+    def limits(self) -> SendLimits | None:
+        return self._limiter.limits if self._limiter else None
+
+    @limits.setter
+    def limits(self, limits: SendLimits | None) -> None:
+        """Switch the flood limits on, change them, or (None) off; windows start afresh."""
+        self._limiter = SendLimiter(limits) if limits else None
+
+    def _throttle(self, call: ApiCall, chat_id: object) -> None:
+        if self._limiter is None or call.method.lower() not in NEW_MESSAGE_METHODS:
+            return
+        retry_after = self._limiter.admit(chat_id)
+        if retry_after is not None:
+            self.throttled.append(call)
+            raise BotApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+
     # ---- HTTP
 
     async def _endpoint(self, request: Request) -> JSONResponse:
@@ -223,6 +247,7 @@ class FakeBotApi:
         chat_id = call.params.get("chat_id")
         if isinstance(chat_id, int) and chat_id in self._blocked:
             raise BotApiError(403, "Forbidden: bot was blocked by the user")
+        self._throttle(call, chat_id)
         return await handler(call)
 
     # ---- Bot API methods: `_api_<lowercased name>`, found by _dispatch
@@ -318,6 +343,7 @@ class FakeBotApi:
         file_id = f"photo-{chat_id}-{message_id}" if is_photo else None
         sent = SentMessage(message_id, chat_id, text, caption, photo, _markup(params), [], file_id)
         self._sent[(chat_id, message_id)] = sent
+        self.sent.append(sent)
         return self._message_json(sent)
 
     def _edit(self, params: Json, content: str | None) -> Json:
