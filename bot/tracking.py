@@ -30,6 +30,10 @@ MOVING = (Status.PROCESSING, Status.AWAITING_AUTHORIZATION)  # a payment under w
 # Links are claimed a tenth of a second of budget at a time, so a link that falls due
 # (a payment someone is waiting on) waits at most that long behind claimed ones.
 CLAIM_SECONDS = 0.1
+# Every this many claims, the soonest due go first whatever their state: moving
+# payments come first otherwise, and enough of them would use the whole budget
+# and leave a new payment starting, or an expiry, unseen for good.
+FAIR_EVERY = 4
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class Tracker:
         self._clock = clock
         self._budget = TokenBucket(rate)
         self._claim = max(1, math.ceil(rate * CLAIM_SECONDS))
+        self._claims = 0
         self.policy = policy or PollPolicy()
         self._wake = asyncio.Event()
         self._polls: set[asyncio.Task[None]] = set()
@@ -111,11 +116,13 @@ class Tracker:
                 task.cancel()
 
     async def _claim_due(self) -> list[Link]:
-        """Take the due links, moving payments first, and push each one's next poll
-        ahead, so none is taken twice."""
+        """Take the due links, moving payments first (but see FAIR_EVERY), and push
+        each one's next poll ahead, so none is taken twice."""
         now = self._clock()
+        self._claims += 1
+        moving_first = self._claims % FAIR_EVERY != 0
         async with self._store.transaction() as tx:
-            due = await tx.due_links(now, limit=self._claim)
+            due = await tx.due_links(now, limit=self._claim, moving_first=moving_first)
             for link in due:
                 await tx.schedule_poll(link.id, self.policy.next_poll(link, now))
         return due

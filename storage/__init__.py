@@ -69,9 +69,9 @@ class Tx(Protocol):
     async def schedule_poll(self, link_id: str, at: datetime | None) -> None:
         """Poll the link next at `at`; None stops tracking it."""
 
-    async def due_links(self, now: datetime, limit: int) -> list[Link]:
-        """Tracked links with next_poll_at <= now: moving payments (processing,
-        awaiting authorization) first, then soonest first."""
+    async def due_links(self, now: datetime, limit: int, moving_first: bool = True) -> list[Link]:
+        """Tracked links with next_poll_at <= now, soonest first; with `moving_first`,
+        moving payments (processing, awaiting authorization) before all others."""
 
     async def next_poll_at(self) -> datetime | None:
         """The earliest next_poll_at of any tracked link."""
@@ -158,6 +158,23 @@ class Tx(Protocol):
         """Stored inbound messages not yet handled, oldest first."""
 
     async def mark_handled(self, chat: ChatRef, message_id: str, at: datetime) -> None: ...
+
+    # Telegram updates (long polling): stored before the next getUpdates confirms them
+    async def record_telegram_updates(
+        self, updates: Sequence[tuple[int, str]], at: datetime
+    ) -> list[int]:
+        """Store (update_id, raw JSON) pairs; the ids that were new, in the order given.
+
+        An id stored before (Telegram redelivers what was not confirmed) is kept as it was.
+        """
+
+    async def unhandled_telegram_updates(self, limit: int) -> list[tuple[int, str]]:
+        """Stored updates not yet handled, as (update_id, raw JSON), lowest id first."""
+
+    async def mark_telegram_update_handled(self, update_id: int, at: datetime) -> None: ...
+
+    async def forget_telegram_updates(self, handled_before: datetime) -> int:
+        """Delete updates handled before the time; how many were deleted."""
 
     # webhook events
     async def record_event(self, event: WebhookEvent, body: bytes, at: datetime) -> bool:

@@ -28,6 +28,7 @@ from storage import rows
 from storage.migrate import migrate, write_transaction
 from storage.rows import optional_time_from, time_from, time_text
 from storage.sqlite_messages import SqliteMessages
+from storage.sqlite_updates import SqliteTelegramUpdates
 
 _EVENT_COLUMNS = (
     "id, type, created_at, order_id, token, amount, currency, reference, body, received_at"
@@ -41,6 +42,7 @@ _DUE_MOVING = (
     "SELECT * FROM links WHERE next_poll_at <= ?"
     " AND status IN ('processing', 'awaiting_authorization') ORDER BY next_poll_at LIMIT ?"
 )
+_DUE_ANY = "SELECT * FROM links WHERE next_poll_at <= ? ORDER BY next_poll_at LIMIT ?"
 _DUE_IDLE = (
     "SELECT * FROM links WHERE next_poll_at <= ?"
     " AND status NOT IN ('processing', 'awaiting_authorization') ORDER BY next_poll_at LIMIT ?"
@@ -95,11 +97,11 @@ class SqliteStore:
                 return False
 
 
-class SqliteTx(SqliteMessages):
+class SqliteTx(SqliteMessages, SqliteTelegramUpdates):
     """`Tx` on the store's connection, valid only inside its `transaction()` block.
 
     Links, tracking, subscriptions and webhook events here; chat messages in
-    `SqliteMessages`.
+    `SqliteMessages`; long-polled Telegram updates in `SqliteTelegramUpdates`.
     """
 
     async def _links(self, sql: str, params: Sequence[Any]) -> list[Link]:
@@ -175,11 +177,12 @@ class SqliteTx(SqliteMessages):
             (rows.optional_time_text(at), link_id),
         )
 
-    async def due_links(self, now: datetime, limit: int) -> list[Link]:
-        # Moving payments first: when the poll budget is short, a payment someone is
-        # waiting on must not queue behind idle links. Two queries, each walking its
-        # own index in order, rather than one that sorts every overdue link.
+    async def due_links(self, now: datetime, limit: int, moving_first: bool = True) -> list[Link]:
+        # Two queries, each walking its own index in order, rather than one that
+        # sorts every overdue link.
         params = (time_text(now), max(limit, 0))
+        if not moving_first:
+            return await self._links(_DUE_ANY, params)
         moving = await self._links(_DUE_MOVING, params)
         if len(moving) >= limit:
             return moving

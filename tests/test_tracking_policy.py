@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 from bot.cimplify import CimplifyClient
 from bot.models import Status, can_move
 from bot.payments import Payments
-from bot.tracking import PollPolicy, Tracker
+from bot.tracking import FAIR_EVERY, PollPolicy, Tracker
 from storage.sqlite import SqliteStore
 from tests.factories import NOW, make_link
 
@@ -97,29 +98,71 @@ async def test_a_moving_payment_is_polled_before_a_backlog_of_idle_links(
             await tx.schedule_poll(idle.id, NOW - timedelta(minutes=30) + timedelta(seconds=n))
         await tx.insert_link(moving)
         await tx.schedule_poll(moving.id, NOW)
+    statuses = {moving.token: "awaiting_authorization"}
+    asked = await tokens_polled(store, statuses, count=3, rate=20.0)  # claims 2 at a time
+    assert asked[0] == moving.token
+    assert asked[1:3] == ["plt_link-idle-00", "plt_link-idle-01"]  # then soonest due
+
+
+async def test_moving_payments_that_use_the_whole_budget_do_not_starve_the_rest(
+    store: SqliteStore,
+) -> None:
+    # Three payments always moving and always due again (active interval 0), and one
+    # new link waiting: moving-first alone would never reach it.
+    moving = [
+        make_link(f"link-moving-{n}", order_id=f"2{n:03d}", status=Status.PROCESSING)
+        for n in range(3)
+    ]
+    waiting = make_link("link-waiting", order_id="1999")
+    async with store.transaction() as tx:
+        for link in [*moving, waiting]:
+            await tx.insert_link(link)
+            await tx.schedule_poll(link.id, NOW)
+    always_due = PollPolicy(active=timedelta(0), jitter=0.0)
+    ticks = itertools.count(1)  # a clock that moves a millisecond each time it is read
+
+    def clock() -> datetime:
+        return NOW + timedelta(milliseconds=next(ticks))
+
+    statuses = {link.token: "processing" for link in moving}
+    asked = await tokens_polled(store, statuses, count=20, rate=5.0, policy=always_due, clock=clock)
+    assert waiting.token in asked[: FAIR_EVERY + 1]
+    assert sum(token != waiting.token for token in asked[:20]) >= 15  # still mostly moving
+
+
+async def tokens_polled(
+    store: SqliteStore,
+    statuses: dict[str, str],
+    *,
+    count: int,
+    rate: float,
+    policy: PollPolicy | None = None,
+    clock: Callable[[], datetime] = lambda: NOW,
+) -> list[str]:
+    """Run a Tracker against a Cimplify at the HTTP transport until it has asked
+    `count` status questions; the tokens asked about, in order. Links not in
+    `statuses` are pending."""
     asked: list[str] = []
     enough = asyncio.Event()
 
     def cimplify(request: httpx.Request) -> httpx.Response:
         token = request.url.path.split("/")[-2]
         asked.append(token)
-        if len(asked) >= 3:
+        if len(asked) >= count:
             enough.set()
-        status = "awaiting_authorization" if token == moving.token else "pending"
+        status = statuses.get(token, "pending")
         body = {"status": status, "updated_at": "2026-11-23T10:00:00Z", "reference": None}
         return httpx.Response(200, content=json.dumps(body))
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(cimplify)) as http:
         client = CimplifyClient("https://cimplify.test", "sk_test_policy", http=http)
-        payments = Payments(store, lambda: NOW, on_queued=lambda: None)
-        # 20 a second: Tracker claims two at a time, far fewer than the overdue 31.
-        tracker = Tracker(store, client, payments, lambda: NOW, rate=20.0)
+        payments = Payments(store, clock, on_queued=lambda: None)
+        tracker = Tracker(store, client, payments, clock, rate=rate, policy=policy)
         running = asyncio.create_task(tracker.run())
         try:
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(10):
                 await enough.wait()
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
-    assert asked[0] == moving.token
-    assert asked[1:3] == ["plt_link-idle-00", "plt_link-idle-01"]  # then soonest due
+    return asked
