@@ -186,6 +186,8 @@ class Paybot:
             self.settings.telegram_api_base,
             self.settings.telegram_merchants,
             self.conversation,
+            self.store,
+            self.tuning.clock,
         )
 
     async def _listen(self) -> None:

@@ -1,7 +1,8 @@
 """python-telegram-bot glue: updates in, messages and edits out.
 
 Nothing here decides anything: an update becomes a `Command` for
-handlers.commands, and an outbox `Delivery` becomes one Bot API call.
+handlers.commands, and an outbox `Delivery` becomes one Bot API call. Long
+polling is handlers.telegram_polling's: updates are stored before confirmed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import hmac
 import ipaddress
 import logging
 import os
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from telegram import (
@@ -37,11 +39,15 @@ from bot.invoices import qr_png
 from bot.models import Button, ChatRef, MessageKind, Role
 from bot.outbox import Delivery
 from handlers.commands import Command, Conversation
+from handlers.telegram_polling import UpdatePolling
+from storage import Store
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 HANDLING_GRACE = 5.0  # seconds for commands in hand when paybot stops
+# A slow Cimplify must not hold up everyone else's commands.
+CONCURRENT_UPDATES = 64
 COMMANDS = ("invoice", "status", "open", "start", "help")
 MENU = [
     BotCommand("invoice", "Payment link and QR code for an order"),
@@ -55,7 +61,13 @@ class TelegramChannel:
     """Long polling in, Bot API calls out, over one PTB Application."""
 
     def __init__(
-        self, token: str, api_base: str, merchants: frozenset[int], conversation: Conversation
+        self,
+        token: str,
+        api_base: str,
+        merchants: frozenset[int],
+        conversation: Conversation,
+        store: Store,
+        clock: Callable[[], datetime],
     ) -> None:
         # PTB 22 warns on every time period read as int (RetryAfter's among them) unless
         # this opt-in to timedelta values is set; paybot reads either.
@@ -68,6 +80,9 @@ class TelegramChannel:
             self.app.add_handler(CommandHandler(name, self._on_command))
         self.app.add_handler(MessageHandler(filters.COMMAND, self._on_command))
         self.app.add_handler(CallbackQueryHandler(self._on_button, pattern=r"^refresh:"))
+        self.polling = UpdatePolling(
+            self.app.bot, self.app.process_update, store, clock, CONCURRENT_UPDATES
+        )
 
     async def start(self) -> None:
         await self.app.initialize()
@@ -76,24 +91,24 @@ class TelegramChannel:
             await self.app.bot.set_my_commands(MENU)
         except TelegramError as error:  # a menu is a nicety; polling matters
             log.warning("telegram: could not set the command menu: %s", error)
-        if self.app.updater is not None:
-            await self.app.updater.start_polling(poll_interval=0.0, timeout=10)
+        await self.polling.start()
 
     async def stop_receiving(self) -> None:
         """No more updates; the bot can still send (the outbox may be finishing).
 
         Commands being handled get HANDLING_GRACE seconds to finish: one stuck on a
-        slow Cimplify must not hold SIGTERM past its 10 s, so it is given up (unanswered,
-        like a command lost to a crash; README, known limits).
+        slow Cimplify must not hold SIGTERM past its 10 s, so it is given up. It stays
+        stored as not handled, and is handled at the next start.
         """
-        if self.app.updater is not None and self.app.updater.running:
-            await self.app.updater.stop()
+        await self.polling.stop_fetching()
+        try:
+            async with asyncio.timeout(HANDLING_GRACE):
+                await self.polling.finish_handling()
+        except TimeoutError:
+            log.warning("telegram: commands still being handled were left for the next start")
+            await self.polling.abandon()
         if self.app.running:
-            try:
-                async with asyncio.timeout(HANDLING_GRACE):
-                    await self.app.stop()
-            except TimeoutError:
-                log.warning("telegram: commands still being handled were given up")
+            await self.app.stop()
 
     async def close(self) -> None:
         """Close the bot's HTTP sessions: after the outbox has stopped."""
@@ -150,8 +165,8 @@ def _build_application(token: str, api_base: str) -> Application:  # type: ignor
         .token(token)
         .base_url(f"{api_base}/bot")
         .base_file_url(f"{api_base}/file/bot")
-        # A slow Cimplify must not hold up everyone else's commands.
-        .concurrent_updates(64)
+        .concurrent_updates(CONCURRENT_UPDATES)  # for updates posted to the webhook route
+        .updater(None)  # handlers.telegram_polling polls instead
         .build()
     )
 

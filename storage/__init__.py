@@ -168,8 +168,9 @@ class Tx(Protocol):
         An id stored before (Telegram redelivers what was not confirmed) is kept as it was.
         """
 
-    async def unhandled_telegram_updates(self, limit: int) -> list[tuple[int, str]]:
-        """Stored updates not yet handled, as (update_id, raw JSON), lowest id first."""
+    async def unhandled_telegram_updates(self, limit: int, after: int = 0) -> list[tuple[int, str]]:
+        """Stored updates not yet handled, as (update_id, raw JSON), with ids above `after`,
+        lowest id first."""
 
     async def mark_telegram_update_handled(self, update_id: int, at: datetime) -> None: ...
 

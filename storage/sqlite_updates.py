@@ -26,11 +26,11 @@ class SqliteTelegramUpdates(SqliteStatements):
                 fresh.append(update_id)
         return fresh
 
-    async def unhandled_telegram_updates(self, limit: int) -> list[tuple[int, str]]:
+    async def unhandled_telegram_updates(self, limit: int, after: int = 0) -> list[tuple[int, str]]:
         found = await self._rows(
             "SELECT update_id, body FROM telegram_updates WHERE handled_at IS NULL"
-            " ORDER BY update_id LIMIT ?",
-            (max(limit, 0),),
+            " AND update_id > ? ORDER BY update_id LIMIT ?",
+            (after, max(limit, 0)),
         )
         return [(int(row["update_id"]), str(row["body"])) for row in found]
 
