@@ -81,10 +81,14 @@ def clean_env(tmp_path: Path, **settings: str) -> dict[str, str]:
 
 
 @contextmanager
-def start_paybot(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[Paybot]:
-    """`paybot <args>` running in `cwd` (no .env there); killed if still alive at the end."""
+def start_paybot(
+    args: list[str], env: dict[str, str], cwd: Path, prelude: str = ""
+) -> Iterator[Paybot]:
+    """`paybot <args>` running in `cwd` (no .env there); killed if still alive at the end.
+
+    `prelude`: Python run first in the process (a resource limit, say)."""
     process = subprocess.Popen(  # noqa: S603 - fixed arguments, this test's own
-        [sys.executable, "-c", ENTRY, *args],
+        [sys.executable, "-c", f"{prelude}; {ENTRY}" if prelude else ENTRY, *args],
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,

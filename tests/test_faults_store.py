@@ -13,8 +13,6 @@ import logging
 import resource
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +24,7 @@ from standardwebhooks import Webhook
 
 from tests.flow_events import event
 from tests.harness import SECRET_KEY, WEBHOOK_SECRET, World, wait_until
-from tests.process import ENTRY, Paybot, clean_env, free_port
+from tests.process import Paybot, clean_env, free_port, start_paybot
 
 BUSY_TIMEOUT = 5.0  # storage/sqlite.py's PRAGMA busy_timeout, in seconds
 # Each file paybot writes may grow to this: room for the schema (about 120 KiB of
@@ -122,26 +120,8 @@ def paybot_with_file_limit(env: dict[str, str], cwd: Path, limit: int) -> Iterat
         "import resource; "
         f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))"
     )
-    process = subprocess.Popen(  # noqa: S603 - fixed arguments, this test's own
-        [sys.executable, "-c", f"{limited}; {ENTRY}", "run"],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-    )
-    paybot = Paybot(process)
-    try:
+    with start_paybot(["run"], env, cwd, prelude=limited) as paybot:
         yield paybot
-    finally:
-        if process.poll() is None:
-            process.kill()
-        paybot.finish()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def signed_post(base: str, body: dict[str, Any]) -> httpx.Response:

@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from bot.errors import PermanentDelivery, RetryLater, TransientDelivery
 from bot.models import ChatRef, MessageKind, Outgoing, Role, Subscription, utcnow
@@ -38,14 +34,6 @@ class FakeMessenger:
 
     def texts(self, chat: ChatRef) -> list[str]:
         return [text for _, c, text in self.sent if c == chat]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(str(tmp_path / "outbox.db"))
-    await store.open()
-    yield store
-    await store.close()
 
 
 async def queue(store: SqliteStore, *items: tuple[ChatRef, str]) -> None:

@@ -3,13 +3,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 
 from bot.cimplify import CimplifyClient
 from bot.models import Status, can_move
@@ -76,14 +74,6 @@ def test_status_only_moves_forward_but_failed_may_be_retried() -> None:
 
 
 # the tracker under a short budget
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(str(tmp_path / "paybot.db"))
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def test_a_moving_payment_is_polled_before_a_backlog_of_idle_links(

@@ -12,7 +12,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import httpx
@@ -75,14 +74,6 @@ class FakeMessagesApi:
         fields = self.fields()
         assert all(len(values) == 1 for values in fields.values()), fields
         return {name: values[0] for name, values in fields.items()}
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(str(tmp_path / "whatsapp.db"))
-    await store.open()
-    yield store
-    await store.close()
 
 
 @pytest.fixture

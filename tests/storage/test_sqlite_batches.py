@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
-
-import pytest
 
 from bot.models import ChatRef, MessageKind, Money, Outgoing, WebhookEvent
 from storage.sqlite import SqliteStore
@@ -26,14 +22,6 @@ def make_event(event_id: str, reference: str = "ref-1") -> WebhookEvent:
         amount=Money(Decimal("75.00"), "GHS"),
         reference=reference,
     )
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(str(tmp_path / "paybot.db"))
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def test_record_events_returns_the_new_ids_and_stores_a_repeat_once(

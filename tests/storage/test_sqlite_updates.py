@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from storage.sqlite import SqliteStore
 from tests.storage.test_sqlite import T0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(str(tmp_path / "paybot.db"))
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 def body(update_id: int, text: str = "/help") -> str:
