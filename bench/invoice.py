@@ -27,7 +27,11 @@ SEND_RATE = "1000"
 async def measure(workdir: Path) -> Report:
     total = WARM_UP + ALONE + AT_ONCE * ROUNDS
     async with staged(
-        workdir, orders=total, merchants=total, webhooks=False, PAYBOT_SEND_RATE=SEND_RATE
+        workdir,
+        orders=total,
+        merchants=total,
+        webhooks=False,
+        settings={"PAYBOT_SEND_RATE": SEND_RATE},
     ) as stage:
         pairs = list(zip(stage.merchants, stage.orders, strict=True))
         await stage.invoice(pairs[:WARM_UP])

@@ -31,7 +31,7 @@ TARGET_MS = 100.0
 async def measure(workdir: Path) -> Report:
     settings = {"PAYBOT_SEND_RATE": str(SEND_RATE)}
     async with staged(
-        workdir, orders=EVENTS, merchants=EVENTS, webhooks=False, **settings
+        workdir, orders=EVENTS, merchants=EVENTS, webhooks=False, settings=settings
     ) as stage:
         await stage.invoice(list(zip(stage.merchants, stage.orders, strict=True)), timeout=60)
         chat_of = dict(zip(stage.orders, stage.merchants, strict=True))

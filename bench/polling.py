@@ -151,7 +151,7 @@ async def measure(workdir: Path) -> Report:
         merchants=LINKS,
         webhooks=False,
         link_ttl=timedelta(seconds=TTL),
-        **settings,
+        settings=settings,
     ) as stage:
         run = PollingRun(stage, timelines)
         rate = await run.play()

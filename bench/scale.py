@@ -37,7 +37,11 @@ IDLE_CPU_TARGET = 0.05
 
 async def measure(workdir: Path) -> Report:
     async with staged(
-        workdir, orders=LINKS, merchants=MERCHANTS, webhooks=False, PAYBOT_SEND_RATE="1000"
+        workdir,
+        orders=LINKS,
+        merchants=MERCHANTS,
+        webhooks=False,
+        settings={"PAYBOT_SEND_RATE": "1000"},
     ) as stage:
         issued_in = await _issue_all(stage)
         await asyncio.sleep(SETTLE)  # a pause for the bot, not a wait for a condition

@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -134,7 +134,7 @@ async def staged(
     webhooks: bool = True,
     link_ttl: timedelta = timedelta(hours=24),
     fake: FakeBotApi | None = None,
-    **settings: str,
+    settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Stage]:
     """A fresh sandbox, fake Bot API and `paybot run` on a new database in `workdir`."""
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
@@ -150,7 +150,7 @@ async def staged(
     fake = fake or FakeBotApi(token=BOT_TOKEN, username="paybot_bench_bot")
     ids = [FIRST_MERCHANT + n for n in range(merchants)]
     async with SandboxServer(sandbox) as server, fake, httpx.AsyncClient(timeout=30) as http:
-        env = bot_env(workdir, keys, server.url, fake, port, ids) | settings
+        env = bot_env(workdir, keys, server.url, fake, port, ids) | dict(settings or {})
         with start_paybot(["run"], env, workdir) as bot:
             stage = Stage(
                 sandbox,
