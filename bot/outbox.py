@@ -196,7 +196,8 @@ class Outbox:
 
     async def _mark_sent(self, queued: QueuedMessage, sent_id: str | None) -> None:
         message, now = queued.message, self._clock()
-        async with self._store.transaction() as tx:
+        # Urgent: until this commits, a crash would send the message again.
+        async with self._store.transaction(urgent=True) as tx:
             early = await tx.mark_sent(queued.id, now, sent_id)
             if message.kind is MessageKind.INVOICE and sent_id and message.link_id:
                 await tx.set_message_id(message.link_id, message.chat, sent_id)

@@ -201,7 +201,8 @@ class UpdatePolling:
             if not marking:
                 return  # an earlier holder of the lock committed this one
             try:
-                async with self._store.transaction() as tx:
+                # Urgent: until this commits, a crash would handle them again.
+                async with self._store.transaction(urgent=True) as tx:
                     for handled in marking:
                         await tx.mark_telegram_update_handled(handled, self._clock())
             except Exception:

@@ -201,8 +201,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    def transaction(self) -> AbstractAsyncContextManager[Tx]:
-        """A unit of work; transactions run one at a time."""
+    def transaction(self, urgent: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """A unit of work; transactions run one at a time, in the order asked for,
+        except that an urgent one goes ahead of those still waiting (storage/turns.py)."""
 
     async def ping(self) -> bool:
         """True when the store answers a trivial query."""

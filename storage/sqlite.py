@@ -7,7 +7,6 @@ write lock up front, so a transaction cannot fail half way for want of it.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +28,7 @@ from storage.migrate import migrate, write_transaction
 from storage.rows import optional_time_from, time_from, time_text
 from storage.sqlite_messages import SqliteMessages
 from storage.sqlite_updates import SqliteTelegramUpdates
+from storage.turns import WriterTurns
 
 _EVENT_COLUMNS = (
     "id, type, created_at, order_id, token, amount, currency, reference, body, received_at"
@@ -55,7 +55,7 @@ class SqliteStore:
     def __init__(self, path: str) -> None:
         self._path = path
         self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._turns = WriterTurns()
 
     async def open(self) -> None:
         db = await aiosqlite.connect(self._path, isolation_level=None)
@@ -73,21 +73,21 @@ class SqliteStore:
         self._db = db
 
     async def close(self) -> None:
-        async with self._lock:
+        async with self._turns.turn():
             if self._db is not None:
                 db, self._db = self._db, None
                 await db.close()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteTx]:
-        async with self._lock:
+    async def transaction(self, urgent: bool = False) -> AsyncIterator[SqliteTx]:
+        async with self._turns.turn(urgent):
             if self._db is None:
                 raise RuntimeError("SqliteStore is not open")
             async with write_transaction(self._db):
                 yield SqliteTx(self._db)
 
     async def ping(self) -> bool:
-        async with self._lock:
+        async with self._turns.turn():
             if self._db is None:
                 return False
             try:

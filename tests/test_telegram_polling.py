@@ -40,8 +40,8 @@ class CommitLog(SqliteStore):
         self.commits: list[tuple[float, set[int]]] = []
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[object]:  # type: ignore[override]
-        async with super().transaction() as tx:
+    async def transaction(self, urgent: bool = False) -> AsyncIterator[object]:  # type: ignore[override]
+        async with super().transaction(urgent) as tx:
             yield tx
         with contextlib.closing(sqlite3.connect(self.path)) as db:
             stored = {row[0] for row in db.execute("SELECT update_id FROM telegram_updates")}
