@@ -67,7 +67,9 @@ def text_to(chat: ChatRef, text: str) -> Outgoing:
     return Outgoing(chat=chat, kind=MessageKind.TEXT, text=text)
 
 
-def make_event(event_id: str, amount: str | None = "75.00") -> WebhookEvent:
+def make_event(
+    event_id: str, amount: str | None = "75.00", reference: str = "ref-1"
+) -> WebhookEvent:
     return WebhookEvent(
         id=event_id,
         type="payment.succeeded",
@@ -75,7 +77,7 @@ def make_event(event_id: str, amount: str | None = "75.00") -> WebhookEvent:
         order_id="1001",
         token="plt_lnk_1",
         amount=None if amount is None else Money(Decimal(amount), "GHS"),
-        reference="ref-1",
+        reference=reference,
     )
 
 

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal
-
-from bot.models import ChatRef, MessageKind, Money, Outgoing, WebhookEvent
+from bot.models import ChatRef, MessageKind, Outgoing
 from storage.sqlite import SqliteStore
 from tests.factories import make_link
-
-T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-
-
-def make_event(event_id: str, reference: str = "ref-1") -> WebhookEvent:
-    return WebhookEvent(
-        id=event_id,
-        type="payment.succeeded",
-        created_at=T0,
-        order_id="1001",
-        token="plt_lnk_1",
-        amount=Money(Decimal("75.00"), "GHS"),
-        reference=reference,
-    )
+from tests.storage.test_sqlite import T0, make_event
 
 
 async def test_record_events_returns_the_new_ids_and_stores_a_repeat_once(
@@ -29,7 +13,12 @@ async def test_record_events_returns_the_new_ids_and_stores_a_repeat_once(
 ) -> None:
     async with store.transaction() as tx:
         assert await tx.record_event(make_event("evt_old"), b"{}", T0)
-        batch = [make_event("a"), make_event("evt_old"), make_event("b"), make_event("a", "ref-2")]
+        batch = [
+            make_event("a"),
+            make_event("evt_old"),
+            make_event("b"),
+            make_event("a", reference="ref-2"),
+        ]
         new = await tx.record_events([(e, b"{}") for e in batch], T0)
         pending = await tx.unapplied_events(10)
     assert new == {"a", "b"}
