@@ -16,9 +16,14 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    """A fresh SQLite store, migrated and open."""
-    opened = SqliteStore(str(tmp_path / "paybot.db"))
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "paybot.db")
+
+
+@pytest.fixture
+async def store(db_path: str) -> AsyncIterator[SqliteStore]:
+    """A fresh SQLite store at `db_path`, migrated and open."""
+    opened = SqliteStore(db_path)
     await opened.open()
     yield opened
     await opened.close()

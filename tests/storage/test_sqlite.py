@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -79,19 +77,6 @@ def make_event(
         amount=None if amount is None else Money(Decimal(amount), "GHS"),
         reference=reference,
     )
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> str:
-    return str(tmp_path / "paybot.db")
-
-
-@pytest.fixture
-async def store(db_path: str) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(db_path)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 # schema and lifecycle

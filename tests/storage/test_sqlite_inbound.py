@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -25,19 +23,6 @@ SENT, DELIVERED, READ, FAILED = (
     DeliveryStatus.FAILED,
 )
 RANDOM_CODE = re.compile(r"[0-9a-f]{24}")
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> str:
-    return str(tmp_path / "paybot.db")
-
-
-@pytest.fixture
-async def store(db_path: str) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(db_path)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 def invoice_to(chat: ChatRef, link_id: str = "lnk_1") -> Outgoing:
