@@ -16,10 +16,19 @@
     ├── InvalidWebhook              a webhook we refuse, storing nothing
     │   ├── BadSignature            401: missing or wrong signature, stale timestamp
     │   └── BadPayload              400: verified, but not the schema
-    └── DeliveryError               sending a chat message failed
-        ├── RetryLater              the channel asked us to wait `seconds`
-        ├── TransientDelivery       network trouble: try again with backoff
-        └── PermanentDelivery       never retry: blocked, chat not found
+    ├── DeliveryError               sending a chat message failed
+    │   ├── RetryLater              the channel asked us to wait `seconds`
+    │   ├── TransientDelivery       network trouble: try again with backoff
+    │   └── PermanentDelivery       never retry: blocked, chat not found
+    └── StoreError                  the store failed; raised out of a transaction
+        ├── StoreUnavailable        locked, busy, disk full, connection lost, server
+        │                           down: nothing was written; try again later
+        └── StoreRejected           this data can never be stored (a broken
+                                    constraint, a string the database refuses)
+
+Stores translate their driver's exceptions into StoreError at the boundary, as
+httpx maps its transports' errors into its own tree. Loops that "try again later"
+catch StoreUnavailable; anything else that escapes them is a bug and is logged as one.
 
 One place turns these into words for a chat: `bot.render.explain`.
 """
@@ -115,4 +124,16 @@ class TransientDelivery(DeliveryError):
 
 
 class PermanentDelivery(DeliveryError):
+    pass
+
+
+class StoreError(PaybotError):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    pass
+
+
+class StoreRejected(StoreError):
     pass

@@ -255,6 +255,33 @@ _DELIVERY_RANK = {
 
 
 @dataclass(frozen=True)
+class InboxEntry:
+    """An input to store before it is acknowledged (CONTRACT §2, §4, §6).
+
+    `source` and `source_id` name it as its sender does (a Cimplify event id, a
+    MessageSid, a Telegram update id), so a repeat is stored once. `kind` picks the
+    handler. Entries of one `lane` (a chat, an order) are handled one at a time, in
+    the order they were stored; other lanes do not wait for them.
+    """
+
+    source: str
+    source_id: str
+    kind: str
+    lane: str
+    body: str
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """A stored input, as a worker claimed it."""
+
+    seq: int
+    entry: InboxEntry
+    received_at: datetime
+    attempts: int  # claims so far, this one included
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     """A message a chat sent us, stored before it is acknowledged."""
 

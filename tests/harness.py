@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bot.app import Paybot, Tuning
+from paybot.app import Paybot, Tuning
 from bot.config import Settings
 from bot.tracking import PollPolicy
 from sandbox import Sandbox, SandboxServer

@@ -20,8 +20,8 @@ from typing import IO
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# bot/cli.py has no `__main__` guard; this is what the `paybot` console script runs.
-ENTRY = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
+# paybot/cli.py has no `__main__` guard; this is what the `paybot` console script runs.
+ENTRY = "import sys; from paybot.cli import main; sys.exit(main(sys.argv[1:]))"
 DEADLINE = 10.0
 
 

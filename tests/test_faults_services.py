@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.app import Paybot
+from paybot.app import Paybot
 from sandbox import Sandbox, SandboxServer
 from tests.fakes.bot_api import FakeBotApi
 from tests.fakes.loopback import LoopbackServer

@@ -144,7 +144,7 @@ async def test_a_webhook_stored_before_a_crash_is_applied_on_restart(world: Worl
         assert await tx.record_event(verified, raw, datetime.now(UTC))
     await store.close()
 
-    from bot.app import Paybot
+    from paybot.app import Paybot
 
     world.paybot = Paybot(world.settings, world.tuning)
     await world.paybot.start()

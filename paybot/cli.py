@@ -63,7 +63,7 @@ async def _until_signalled() -> None:
 
 
 async def _run(settings: Settings) -> int:
-    from bot.app import Paybot  # the whole stack loads only for the command that needs it
+    from paybot.app import Paybot  # the whole stack loads only for the command that needs it
 
     paybot = Paybot(settings)
     try:
@@ -75,7 +75,7 @@ async def _run(settings: Settings) -> int:
 
 
 async def _demo(settings: Settings, script: bool) -> int:
-    from bot.demo import run_demo
+    from paybot.demo import run_demo
 
     return await run_demo(settings, script)
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from bot.app import Paybot, Tuning
+from paybot.app import Paybot, Tuning
 from bot.config import Settings
 from bot.invoices import qr_text
 from bot.models import ChatRef, MessageKind

@@ -1,0 +1,292 @@
+"""What the core needs of a store: a unit of work and one small repository a concern.
+
+Every read and write happens inside `Store.transaction()`, which commits when the
+block ends and rolls back when it raises. A change and the chat messages it causes
+are written in the same transaction, so a crash keeps both or neither. No network
+I/O happens inside a transaction.
+
+Nothing here assumes that this process is the only one, or that transactions run
+one at a time: several processes may share one database (CONTRACT §6). What must
+be exclusive is made so by the database:
+
+- a status moves by a conditional update (`WHERE status = old`), and only the
+  caller that made the change announces it;
+- work is taken by an atomic claim with a lease (`UPDATE … WHERE id IN (SELECT …
+  FOR UPDATE SKIP LOCKED)` on PostgreSQL; the same statements under SQLite's one
+  writer), so no two claimers hold one row, and a dead holder's claim returns
+  when its lease ends;
+- repeats are absorbed by unique keys (`ON CONFLICT DO NOTHING`);
+- per-chat order in the outbox comes from a per-chat sequence taken under that
+  chat's row lock, so it is commit order whoever enqueues.
+
+Implementations translate their driver's failures into `bot.errors.StoreError`
+(`StoreUnavailable`: try again later; `StoreRejected`: this data can never be
+stored), raised out of the `transaction()` block; anything else is a bug.
+Times are aware UTC datetimes; money is Decimal.
+
+`storage.sqlite` and `storage.postgres` implement this; `tests/storage/contract`
+holds the one suite both must pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from bot.models import (
+    ChatRef,
+    DeliveryStatus,
+    InboxEntry,
+    InboxItem,
+    Link,
+    MessageKind,
+    Outgoing,
+    QueuedMessage,
+    Status,
+    Subscription,
+)
+
+
+class Links(Protocol):
+    """Payment links, their status history, and who is creating one for an order."""
+
+    async def insert(self, link: Link) -> None:
+        """Add a link. Raises StoreRejected if its id or token is taken."""
+
+    async def get(self, link_id: str) -> Link | None: ...
+
+    async def by_token(self, token: str) -> Link | None: ...
+
+    async def by_share_code(self, code: str) -> Link | None: ...
+
+    async def latest_for_order(self, order_id: str) -> Link | None:
+        """The most recently created link for the order, whatever its state."""
+
+    async def subscribed_by(self, chat: ChatRef) -> list[Link]:
+        """Links the chat is subscribed to, newest first."""
+
+    async def move_status(
+        self, link_id: str, old: Status, new: Status, at: datetime, reference: str | None
+    ) -> bool:
+        """Set status to `new` only where it is still `old`, and record it in the history.
+
+        True when this call made the change. A caller that gets False lost a race
+        and must not announce anything.
+        """
+
+    async def confirm(self, link_id: str, at: datetime, reference: str | None) -> bool:
+        """Mark the link confirmed (and `paid`, no longer polled) unless it already is.
+
+        True only for the one call that confirmed it, so that `Confirmed` is said once.
+        """
+
+    async def history(self, link_id: str) -> list[tuple[Status | None, datetime]]:
+        """Every recorded change, oldest first; None stands for the confirmation."""
+
+    async def claim_order(self, order_id: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Become the one creating a link for the order, until `until`.
+
+        True when nobody else holds a claim on it that is still good at `now` (a
+        holder that died loses it when its lease ends). The holder asks Cimplify
+        and stores the link, then releases the claim in that same transaction.
+        """
+
+    async def release_order(self, order_id: str, holder: str) -> None:
+        """Give up `holder`'s claim on the order; another holder's claim is left alone."""
+
+
+class PollSchedule(Protocol):
+    """When each tracked link is asked about next: its `next_poll_at`."""
+
+    async def schedule(self, link_id: str, at: datetime | None) -> None:
+        """Poll the link next at `at`; None stops tracking it."""
+
+    async def claim_due(
+        self, now: datetime, limit: int, until: datetime, moving_first: bool = True
+    ) -> list[Link]:
+        """Take up to `limit` links due by `now` and move their next poll to `until`.
+
+        Atomic: a link is handed to one claimer only; one whose claimer dies is due
+        again at `until`. Soonest due first; with `moving_first`, moving payments
+        (processing, awaiting authorization) before all others. The links are
+        returned as they were before the claim (their `next_poll_at` is the old one).
+        """
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest next poll of any tracked link."""
+
+    async def tracked_count(self) -> int: ...
+
+
+class Subscriptions(Protocol):
+    """Which chats hear about which link, and their invoice message for edits."""
+
+    async def add(self, subscription: Subscription) -> bool:
+        """Subscribe the chat to the link. False when it already was."""
+
+    async def for_link(self, link_id: str) -> list[Subscription]:
+        """The link's subscribers, in the order they subscribed."""
+
+    async def set_message_id(self, link_id: str, chat: ChatRef, message_id: str) -> None:
+        """Remember the chat's invoice message for the link, for later edits."""
+
+
+class OutboxQueue(Protocol):
+    """Chat messages waiting to be sent, each chat's in order, and what became of them."""
+
+    async def enqueue(self, messages: Sequence[Outgoing], at: datetime) -> list[int]:
+        """Queue messages, due at `at`; their ids.
+
+        Within a chat they go out in the order they were enqueued, and across
+        transactions in the order those committed.
+        """
+
+    async def claim_due(
+        self,
+        now: datetime,
+        limit: int,
+        holder: str,
+        until: datetime,
+        kinds: frozenset[MessageKind] | None = None,
+    ) -> list[QueuedMessage]:
+        """Take the head (first unsent message) of up to `limit` chats, held until `until`.
+
+        Only a head is ever taken, and only when it is due by `now`, its chat is not
+        paused (`pause_chat`) past `now`, and no claim on it is still good at `now`:
+        so a chat has one message in flight at most, and its order holds while one
+        is retried. Oldest first across chats. With `kinds`, only heads of those kinds.
+        """
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest time at which some head could be claimed; None when nothing waits."""
+
+    async def pause_chat(self, chat: ChatRef, until: datetime) -> None:
+        """Send nothing more to the chat before `until` (a per-chat pace, a Retry-After).
+
+        Never shortens a pause already set.
+        """
+
+    async def mark_sent(
+        self, message_id: int, at: datetime, remote_id: str | None = None
+    ) -> DeliveryStatus | None:
+        """Record the message as sent, releasing its claim; `remote_id` is the channel's id.
+
+        A receipt can arrive before the send is recorded; it is kept until now, applied,
+        and returned, so the caller can act on it as on any receipt.
+        """
+
+    async def retry(self, message_id: int, at: datetime, error: str) -> None:
+        """Count a failed attempt, release the claim, and make the message due again at `at`."""
+
+    async def drop(self, message_id: int, at: datetime, error: str) -> None:
+        """Give up on a message for good (the chat blocked us, does not exist)."""
+
+    async def pending_count(self) -> int:
+        """Messages neither sent nor dropped."""
+
+    async def record_delivery(
+        self, channel: str, remote_id: str, status: DeliveryStatus, at: datetime
+    ) -> QueuedMessage | None:
+        """Move a sent message's delivery status forward (by DeliveryStatus.rank).
+
+        The message when this call moved it; None when the status is not ahead of the
+        one recorded (receipts repeat and reorder), or when no sent message carries the
+        id yet: then the receipt is kept for `mark_sent` to apply.
+        """
+
+    async def delivery_status(
+        self, link_id: str, chat: ChatRef, kind: MessageKind
+    ) -> DeliveryStatus | None:
+        """The delivery status of the newest sent message of `kind` to `chat` for the link."""
+
+
+class Inbox(Protocol):
+    """Every input (webhooks, chat messages, Telegram updates), stored before it is
+    acknowledged and handled after, by whichever worker claims it."""
+
+    async def record(self, entries: Sequence[InboxEntry], at: datetime) -> list[bool]:
+        """Store the entries; for each, in order, True when it is new.
+
+        An entry whose (source, source_id) was stored before is kept as it was
+        (False); one given twice is new only the first time.
+        """
+
+    async def claim(
+        self, now: datetime, limit: int, holder: str, until: datetime
+    ) -> list[InboxItem]:
+        """Take up to `limit` entries, the head (oldest unfinished) of each lane only,
+        held until `until`; oldest first. Each claim counts one attempt.
+
+        An entry is taken when it is due by `now` and no claim on it is still good
+        at `now`, so a lane is handled one entry at a time, in order.
+        """
+
+    async def finish(self, seq: int, at: datetime) -> None:
+        """The entry was handled: its lane moves on."""
+
+    async def retry(self, seq: int, at: datetime, error: str) -> None:
+        """Handling failed: release the claim; due again at `at`."""
+
+    async def set_aside(self, seq: int, at: datetime, error: str) -> None:
+        """Give up on the entry (it kept failing) so that its lane moves on; it is kept."""
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest time at which some head could be claimed; None when none waits."""
+
+    async def unfinished_count(self) -> int:
+        """Entries neither finished nor set aside."""
+
+    async def forget_finished(self, before: datetime) -> int:
+        """Delete entries finished before the time; how many."""
+
+
+class Contacts(Protocol):
+    """When each chat last wrote to us (WhatsApp's 24-hour window)."""
+
+    async def note_inbound(self, chat: ChatRef, at: datetime) -> None:
+        """The chat wrote at `at`; an older time never replaces a newer one."""
+
+    async def last_inbound_at(self, chat: ChatRef) -> datetime | None: ...
+
+
+class Tx(Protocol):
+    """One transaction: the repositories, all on it. Nothing commits on its own."""
+
+    @property
+    def links(self) -> Links: ...
+
+    @property
+    def polls(self) -> PollSchedule: ...
+
+    @property
+    def subscriptions(self) -> Subscriptions: ...
+
+    @property
+    def outbox(self) -> OutboxQueue: ...
+
+    @property
+    def inbox(self) -> Inbox: ...
+
+    @property
+    def contacts(self) -> Contacts: ...
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (once, however many processes start)."""
+
+    async def close(self) -> None: ...
+
+    def transaction(self, urgent: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """A unit of work.
+
+        `urgent` marks a small record that closes a window of doubt ("Telegram took
+        this message"): a store that queues its transactions may let it go first.
+        It is a hint for speed, never a guarantee anything relies on.
+        """
+
+    async def ping(self) -> bool:
+        """True when the store answers a trivial query."""
+
