@@ -162,6 +162,9 @@ class OutboxQueue(Protocol):
     async def next_due_at(self) -> datetime | None:
         """The earliest time at which some head could be claimed; None when nothing waits."""
 
+    async def prolong_claims(self, holder: str, until: datetime) -> int:
+        """Move every claim `holder` still has to `until` (its heartbeat); how many."""
+
     async def pause_chat(self, chat: ChatRef, until: datetime) -> None:
         """Send nothing more to the chat before `until` (a per-chat pace, a Retry-After).
 
@@ -222,6 +225,9 @@ class Inbox(Protocol):
         An entry is taken when it is due by `now` and no claim on it is still good
         at `now`, so a lane is handled one entry at a time, in order.
         """
+
+    async def prolong_claims(self, holder: str, until: datetime) -> int:
+        """Move every claim `holder` still has to `until` (its heartbeat); how many."""
 
     async def finish(self, seq: int, at: datetime) -> None:
         """The entry was handled: its lane moves on."""

@@ -17,14 +17,14 @@ _MIGRATION_FILE = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 
 def migrations() -> list[tuple[int, str]]:
     """The packaged migrations as (version, sql), numbered 1, 2, 3... without gaps."""
-    folder = resources.files("storage").joinpath("migrations")
+    folder = resources.files("storage.sqlite").joinpath("migrations")
     found = sorted(
         (int(match[1]), entry.read_text(encoding="utf-8"))
         for entry in folder.iterdir()
         if (match := _MIGRATION_FILE.fullmatch(entry.name))
     )
     if [version for version, _ in found] != list(range(1, len(found) + 1)):
-        raise RuntimeError("storage/migrations must be numbered 0001, 0002, ... without gaps")
+        raise RuntimeError("storage/sqlite/migrations must be numbered 0001, 0002, ... in turn")
     return found
 
 

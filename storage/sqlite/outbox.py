@@ -1,58 +1,36 @@
-"""The chat-message half of `SqliteTx`: the outbox, delivery receipts, inbound messages.
+"""The outbox and its delivery receipts, on SQLite.
 
-`SqliteStatements` holds the statement helpers that both halves use.
+Under SQLite's one writer, ids are given in commit order, so each chat's lowest
+unsent id is its head (the view `outbox_heads`) and order within a chat is commit
+order. A claimed head is a message in flight; a paused chat takes nothing before
+its pause ends.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-import aiosqlite
-
-from bot.models import ChatRef, DeliveryStatus, InboundMessage, MessageKind, Outgoing, QueuedMessage
-from storage import rows
-from storage.rows import optional_time_from, time_text
+from bot.models import ChatRef, DeliveryStatus, MessageKind, Outgoing, QueuedMessage
+from storage.sqlite import rows
+from storage.sqlite.rows import optional_time_from, time_text
+from storage.sqlite.statements import SqliteStatements
 
 _ERROR_CHARS = 1000  # errors can quote hostile input; keep the row bounded
 
 
-class SqliteStatements:
-    """Statements on the store's connection, inside a transaction the store opened.
-
-    Each statement is one round trip to aiosqlite's thread (execute and fetch there
-    together), not one for each of execute, fetch and close: under load every round
-    trip waits its turn on the event loop, and the store's lock is held meanwhile.
-    A write run to completion leaves nothing open in its cursor, so it is not closed.
-    """
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-
-    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return list(await self._db.execute_fetchall(sql, params))
-
-    async def _row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        return next(iter(await self._rows(sql, params)), None)
-
-    async def _change(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run a write; the number of rows it changed."""
-        cursor = await self._db.execute(sql, params)
-        return cursor.rowcount
-
-    async def _count(self, sql: str) -> int:
-        row = await self._row(sql)
-        return 0 if row is None else int(row[0])
+# The heads a claim may take: due, not in flight, their chat not paused.
+_CLAIMABLE_HEADS = (
+    "SELECT h.id FROM outbox_heads AS h LEFT JOIN outbox_pauses AS p"
+    " ON p.channel = h.channel AND p.chat_id = h.chat_id"
+    " WHERE h.next_attempt_at <= ?1 AND (h.claimed_until IS NULL OR h.claimed_until <= ?1)"
+    " AND (p.paused_until IS NULL OR p.paused_until <= ?1)"
+    " AND h.kind IN (SELECT value FROM json_each(?2)) ORDER BY h.id LIMIT ?3"
+)
 
 
-class SqliteMessages(SqliteStatements):
-    """Chat messages out (the outbox and its receipts) and in."""
-
-    # outbox
-
+class SqliteOutbox(SqliteStatements):
     async def enqueue(self, messages: Sequence[Outgoing], at: datetime) -> list[int]:
         ids: list[int] = []
         for message in messages:
@@ -65,34 +43,52 @@ class SqliteMessages(SqliteStatements):
             ids.append(cursor.lastrowid)
         return ids
 
-    async def due_messages(
+    async def claim_due(
         self,
         now: datetime,
         limit: int,
-        skip_chats: frozenset[ChatRef] = frozenset(),
+        holder: str,
+        until: datetime,
         kinds: frozenset[MessageKind] | None = None,
     ) -> list[QueuedMessage]:
-        # A chat has one head at most, so skipping drops at most len(skip_chats) rows.
         wanted = sorted(kind.value for kind in (kinds if kinds is not None else MessageKind))
-        found = await self._rows(
-            "SELECT * FROM outbox_heads WHERE next_attempt_at <= ?"
-            " AND kind IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?",
-            (time_text(now), json.dumps(wanted), max(limit, 0) + len(skip_chats)),
+        claimed = await self._rows(
+            f"UPDATE outbox SET claimed_by = ?4, claimed_until = ?5"  # noqa: S608 - a constant
+            f" WHERE id IN ({_CLAIMABLE_HEADS}) RETURNING *",
+            (time_text(now), json.dumps(wanted), max(limit, 0), holder, time_text(until)),
         )
-        heads = [rows.queued_message_from(row) for row in found]
-        return [m for m in heads if m.message.chat not in skip_chats][: max(limit, 0)]
+        return sorted((rows.queued_message_from(row) for row in claimed), key=lambda m: m.id)
 
-    async def next_message_at(self) -> datetime | None:
-        # Heads only: a later message cannot go before its chat's head, so its
-        # own due time would wake the sender for nothing, again and again.
-        row = await self._row("SELECT MIN(next_attempt_at) FROM outbox_heads")
+    async def next_due_at(self) -> datetime | None:
+        # Heads only: a later message cannot go before its chat's head, so its own
+        # due time would wake the sender for nothing. '' sorts before every time.
+        row = await self._row(
+            "SELECT MIN(max(h.next_attempt_at, COALESCE(h.claimed_until, ''),"
+            " COALESCE(p.paused_until, ''))) FROM outbox_heads AS h"
+            " LEFT JOIN outbox_pauses AS p ON p.channel = h.channel AND p.chat_id = h.chat_id"
+        )
         return None if row is None else optional_time_from(row[0])
+
+    async def prolong_claims(self, holder: str, until: datetime) -> int:
+        return await self._change(
+            "UPDATE outbox SET claimed_until = ? WHERE claimed_by = ?"
+            " AND sent_at IS NULL AND dropped_at IS NULL",
+            (time_text(until), holder),
+        )
+
+    async def pause_chat(self, chat: ChatRef, until: datetime) -> None:
+        await self._change(
+            "INSERT INTO outbox_pauses (channel, chat_id, paused_until) VALUES (?, ?, ?)"
+            " ON CONFLICT (channel, chat_id) DO UPDATE"
+            " SET paused_until = max(paused_until, excluded.paused_until)",
+            (chat.channel, chat.chat_id, time_text(until)),
+        )
 
     async def mark_sent(
         self, message_id: int, at: datetime, remote_id: str | None = None
     ) -> DeliveryStatus | None:
         sent = await self._rows(
-            "UPDATE outbox SET sent_at = ?, remote_id = ?"
+            "UPDATE outbox SET sent_at = ?, remote_id = ?, claimed_by = NULL, claimed_until = NULL"
             " WHERE id = ? AND sent_at IS NULL AND dropped_at IS NULL RETURNING channel",
             (time_text(at), remote_id, message_id),
         )
@@ -115,16 +111,18 @@ class SqliteMessages(SqliteStatements):
         )
         return DeliveryStatus(early[0]["status"])
 
-    async def retry_message(self, message_id: int, at: datetime, error: str) -> None:
+    async def retry(self, message_id: int, at: datetime, error: str) -> None:
         await self._change(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
+            " claimed_by = NULL, claimed_until = NULL"
             " WHERE id = ? AND sent_at IS NULL AND dropped_at IS NULL",
             (time_text(at), error[:_ERROR_CHARS], message_id),
         )
 
-    async def drop_message(self, message_id: int, at: datetime, error: str) -> None:
+    async def drop(self, message_id: int, at: datetime, error: str) -> None:
         await self._change(
-            "UPDATE outbox SET attempts = attempts + 1, dropped_at = ?, last_error = ?"
+            "UPDATE outbox SET attempts = attempts + 1, dropped_at = ?, last_error = ?,"
+            " claimed_by = NULL, claimed_until = NULL"
             " WHERE id = ? AND sent_at IS NULL AND dropped_at IS NULL",
             (time_text(at), error[:_ERROR_CHARS], message_id),
         )
@@ -188,43 +186,3 @@ class SqliteMessages(SqliteStatements):
         )
         found = None if row is None else row["delivery_status"]
         return None if found is None else DeliveryStatus(found)
-
-    # inbound chat messages
-
-    async def record_inbound(self, message: InboundMessage) -> bool:
-        added = await self._change(
-            "INSERT INTO inbound_messages (channel, chat_id, message_id, text, received_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, message_id) DO NOTHING",
-            rows.inbound_params(message),
-        )
-        if added != 1:
-            return False
-        # max(): a delayed retry of an older message must not move the time back.
-        await self._change(
-            "INSERT INTO contacts (channel, chat_id, last_inbound_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (channel, chat_id) DO UPDATE"
-            " SET last_inbound_at = max(last_inbound_at, excluded.last_inbound_at)",
-            (message.chat.channel, message.chat.chat_id, time_text(message.received_at)),
-        )
-        return True
-
-    async def last_inbound_at(self, chat: ChatRef) -> datetime | None:
-        row = await self._row(
-            "SELECT last_inbound_at FROM contacts WHERE channel = ? AND chat_id = ?",
-            (chat.channel, chat.chat_id),
-        )
-        return None if row is None else optional_time_from(row[0])
-
-    async def unhandled_inbound(self, limit: int) -> list[InboundMessage]:
-        found = await self._rows(
-            "SELECT * FROM inbound_messages WHERE handled_at IS NULL ORDER BY seq LIMIT ?",
-            (max(limit, 0),),
-        )
-        return [rows.inbound_from(row) for row in found]
-
-    async def mark_handled(self, chat: ChatRef, message_id: str, at: datetime) -> None:
-        await self._change(
-            "UPDATE inbound_messages SET handled_at = ?"
-            " WHERE channel = ? AND message_id = ? AND chat_id = ? AND handled_at IS NULL",
-            (time_text(at), chat.channel, message_id, chat.chat_id),
-        )

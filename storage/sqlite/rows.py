@@ -15,7 +15,6 @@ from typing import Any
 from bot.models import (
     Button,
     ChatRef,
-    InboundMessage,
     LineItem,
     Link,
     MessageKind,
@@ -24,9 +23,7 @@ from bot.models import (
     QueuedMessage,
     Role,
     Status,
-    StoredEvent,
     Subscription,
-    WebhookEvent,
 )
 
 # An empty share code (a caller from before share links) gets a random one, made
@@ -179,60 +176,4 @@ def subscription_from(row: sqlite3.Row) -> Subscription:
         chat=ChatRef(row["channel"], row["chat_id"]),
         role=Role(row["role"]),
         message_id=row["message_id"],
-    )
-
-
-def event_params(event: WebhookEvent, body: bytes, at: datetime) -> tuple[Any, ...]:
-    """Values for id, type, created_at, order_id, token, amount, currency,
-    reference, body, received_at."""
-    amount = event.amount
-    return (
-        event.id,
-        event.type,
-        time_text(event.created_at),
-        event.order_id,
-        event.token,
-        None if amount is None else decimal_text(amount.amount),
-        None if amount is None else amount.currency,
-        event.reference,
-        body,
-        time_text(at),
-    )
-
-
-def stored_event_from(row: sqlite3.Row) -> StoredEvent:
-    amount = row["amount"]
-    event = WebhookEvent(
-        id=row["id"],
-        type=row["type"],
-        created_at=time_from(row["created_at"]),
-        order_id=row["order_id"],
-        token=row["token"],
-        amount=None if amount is None else Money(Decimal(amount), row["currency"]),
-        reference=row["reference"],
-    )
-    return StoredEvent(
-        event=event,
-        received_at=time_from(row["received_at"]),
-        applied_at=optional_time_from(row["applied_at"]),
-    )
-
-
-def inbound_params(message: InboundMessage) -> tuple[Any, ...]:
-    """Values for an inbound_messages row: channel, chat_id, message_id, text, received_at."""
-    return (
-        message.chat.channel,
-        message.chat.chat_id,
-        message.message_id,
-        message.text,
-        time_text(message.received_at),
-    )
-
-
-def inbound_from(row: sqlite3.Row) -> InboundMessage:
-    return InboundMessage(
-        chat=ChatRef(row["channel"], row["chat_id"]),
-        message_id=row["message_id"],
-        text=row["text"],
-        received_at=time_from(row["received_at"]),
     )

@@ -1,0 +1,91 @@
+"""The store on SQLite: aiosqlite, WAL, one writer.
+
+One connection serves every transaction, one at a time (storage/sqlite/turns.py),
+so SQLite never sees two writers from this process, and `BEGIN IMMEDIATE` takes the
+write lock up front, so a transaction cannot fail half way for want of it. Another
+process on the same file waits for the lock (busy_timeout). The core relies on none
+of this for correctness: the same statements that make claims atomic on PostgreSQL
+are atomic here because each runs inside one writer's transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiosqlite
+
+from bot.errors import StoreUnavailable
+from storage.sqlite.inbox import SqliteContacts, SqliteInbox
+from storage.sqlite.links import SqliteLinks, SqlitePolls, SqliteSubscriptions
+from storage.sqlite.migrate import migrate, write_transaction
+from storage.sqlite.outbox import SqliteOutbox
+from storage.sqlite.statements import store_error
+from storage.sqlite.turns import WriterTurns
+
+
+class SqliteStore:
+    """`Store` on one SQLite file."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._db: aiosqlite.Connection | None = None
+        self._turns = WriterTurns()
+
+    async def open(self) -> None:
+        db = await aiosqlite.connect(self._path, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            await db.execute("PRAGMA busy_timeout = 5000")
+            await db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a webhook is acknowledged only once its row survives power loss.
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await migrate(db, self._path)
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+
+    async def close(self) -> None:
+        async with self._turns.turn():
+            if self._db is not None:
+                db, self._db = self._db, None
+                await db.close()
+
+    @asynccontextmanager
+    async def transaction(self, urgent: bool = False) -> AsyncIterator[SqliteTx]:
+        async with self._turns.turn(urgent):
+            if self._db is None:
+                raise StoreUnavailable("the SQLite store is not open")
+            try:
+                async with write_transaction(self._db):
+                    yield SqliteTx(self._db)
+            except Exception as error:
+                translated = store_error(error)
+                if translated is None:
+                    raise
+                raise translated from error
+
+    async def ping(self) -> bool:
+        async with self._turns.turn():
+            if self._db is None:
+                return False
+            try:
+                async with self._db.execute("SELECT 1") as cursor:
+                    return await cursor.fetchone() is not None
+            except (sqlite3.Error, ValueError):  # ValueError: aiosqlite's closed connection
+                return False
+
+
+class SqliteTx:
+    """`Tx` on the store's connection, valid only inside its `transaction()` block."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.links = SqliteLinks(db)
+        self.polls = SqlitePolls(db)
+        self.subscriptions = SqliteSubscriptions(db)
+        self.outbox = SqliteOutbox(db)
+        self.inbox = SqliteInbox(db)
+        self.contacts = SqliteContacts(db)
