@@ -1,0 +1,159 @@
+"""The outbox: each chat a lane of messages, sent one at a time in lane order.
+
+A message's place in its lane (`lane_seq`) is taken under the lane row's lock,
+held until commit, so a chat's messages are numbered in commit order whichever
+process enqueued them. Only a lane's head (its first unsent message) is claimed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from bot.models import ChatRef, MessageKind, Outgoing, QueuedMessage
+from storage.postgres import records
+from storage.postgres.outbox_receipts import PostgresReceipts
+
+# One round trip for the whole batch. The lanes are locked in sorted order, so two
+# transactions enqueuing to the same chats cannot deadlock; each lane's sequence
+# moves on by its number of messages, which then take the numbers in turn.
+_ENQUEUE = """
+WITH lanes AS (
+    INSERT INTO outbox_lanes AS lane (channel, chat_id, last_seq)
+    SELECT channel, chat_id, count(*) FROM unnest($1::text[], $2::text[]) AS m (channel, chat_id)
+    GROUP BY channel, chat_id ORDER BY channel, chat_id
+    ON CONFLICT (channel, chat_id) DO UPDATE SET last_seq = lane.last_seq + excluded.last_seq
+    RETURNING channel, chat_id, last_seq
+), messages AS (
+    SELECT m.*,
+        row_number() OVER (PARTITION BY channel, chat_id ORDER BY n) AS place,
+        count(*) OVER (PARTITION BY channel, chat_id) AS queued
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+        WITH ORDINALITY AS m (channel, chat_id, kind, text, link_id, buttons, n)
+)
+INSERT INTO outbox (channel, chat_id, lane_seq, kind, text, link_id, buttons,
+    created_at, next_attempt_at)
+SELECT m.channel, m.chat_id, lanes.last_seq - m.queued + m.place, m.kind, m.text, m.link_id,
+    m.buttons::jsonb, $7, $7
+FROM messages AS m JOIN lanes USING (channel, chat_id) ORDER BY m.n
+RETURNING id, channel, chat_id, lane_seq
+"""
+
+# A head: no unsent message before it in its chat. Unsent messages are walked
+# oldest first, so the walk stops once `limit` heads are found; a lane paused or
+# a head claimed by a live holder is passed over, and a row another claimer has
+# locked is skipped rather than waited for.
+_UNSENT = "sent_at IS NULL AND dropped_at IS NULL"
+_O_UNSENT = "o.sent_at IS NULL AND o.dropped_at IS NULL"
+_IS_HEAD = (
+    "NOT EXISTS (SELECT 1 FROM outbox AS earlier WHERE earlier.channel = o.channel"
+    " AND earlier.chat_id = o.chat_id AND earlier.lane_seq < o.lane_seq"
+    " AND earlier.sent_at IS NULL AND earlier.dropped_at IS NULL)"
+)
+_CLAIM_HEADS = f"""
+WITH picked AS (
+    SELECT o.id FROM outbox AS o
+    WHERE {_O_UNSENT} AND o.next_attempt_at <= $1
+        AND (o.claimed_until IS NULL OR o.claimed_until <= $1)
+        AND o.kind = ANY($2::text[]) AND {_IS_HEAD}
+        AND NOT EXISTS (SELECT 1 FROM outbox_lanes AS lane WHERE lane.channel = o.channel
+            AND lane.chat_id = o.chat_id AND lane.paused_until > $1)
+    ORDER BY o.id LIMIT $3 FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox SET claimed_by = $4, claimed_until = $5 FROM picked WHERE outbox.id = picked.id
+RETURNING outbox.id, channel, chat_id, kind, text, link_id, buttons::text AS buttons,
+    created_at, attempts, next_attempt_at
+"""  # noqa: S608  constants only
+_NEXT_DUE = f"""
+SELECT min(greatest(o.next_attempt_at, lane.paused_until, o.claimed_until))
+FROM outbox AS o LEFT JOIN outbox_lanes AS lane USING (channel, chat_id)
+WHERE {_O_UNSENT} AND {_IS_HEAD}
+"""  # noqa: S608  constants only
+
+
+def _ids_in_order(
+    messages: Sequence[Outgoing], found: list[tuple[str, str, int, int]]
+) -> list[int]:
+    """The new ids in the order of `messages`: within a lane, lane_seq order is theirs."""
+    lanes: dict[ChatRef, list[int]] = {}
+    for channel, chat_id, _, message_id in sorted(found, key=lambda row: row[2]):
+        lanes.setdefault(ChatRef(channel, chat_id), []).append(message_id)
+    taken: dict[ChatRef, Iterator[int]] = {chat: iter(ids) for chat, ids in lanes.items()}
+    return [next(taken[message.chat]) for message in messages]
+
+
+class PostgresOutbox(PostgresReceipts):
+    """`OutboxQueue` on one transaction; sends and receipts in `PostgresReceipts`."""
+
+    async def enqueue(self, messages: Sequence[Outgoing], at: datetime) -> list[int]:
+        if not messages:
+            return []
+        found = await self._sql.rows(
+            _ENQUEUE,
+            [m.chat.channel for m in messages],
+            [m.chat.chat_id for m in messages],
+            [m.kind.value for m in messages],
+            [m.text for m in messages],
+            [m.link_id for m in messages],
+            [records.buttons_json(m.buttons) for m in messages],
+            at,
+        )
+        rows = [(r["channel"], r["chat_id"], r["lane_seq"], r["id"]) for r in found]
+        return _ids_in_order(messages, rows)
+
+    async def claim_due(
+        self,
+        now: datetime,
+        limit: int,
+        holder: str,
+        until: datetime,
+        kinds: frozenset[MessageKind] | None = None,
+    ) -> list[QueuedMessage]:
+        wanted = sorted(kind.value for kind in (kinds if kinds is not None else MessageKind))
+        found = await self._sql.rows(_CLAIM_HEADS, now, wanted, max(limit, 0), holder, until)
+        return [records.queued_message_from(row) for row in sorted(found, key=lambda r: r["id"])]
+
+    async def next_due_at(self) -> datetime | None:
+        return records.optional_utc(await self._sql.value(_NEXT_DUE))
+
+    async def prolong_claims(self, holder: str, until: datetime) -> int:
+        return await self._sql.change(
+            "UPDATE outbox SET claimed_until = $2"
+            " WHERE claimed_by = $1 AND sent_at IS NULL AND dropped_at IS NULL",
+            holder,
+            until,
+        )
+
+    async def pause_chat(self, chat: ChatRef, until: datetime) -> None:
+        # GREATEST ignores NULL, and keeps a longer pause already set.
+        await self._sql.change(
+            "INSERT INTO outbox_lanes AS lane (channel, chat_id, last_seq, paused_until)"
+            " VALUES ($1, $2, 0, $3) ON CONFLICT (channel, chat_id) DO UPDATE"
+            " SET paused_until = GREATEST(lane.paused_until, excluded.paused_until)",
+            chat.channel,
+            chat.chat_id,
+            until,
+        )
+
+    async def retry(self, message_id: int, at: datetime, error: str) -> None:
+        await self._sql.change(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3,"
+            " claimed_by = NULL, claimed_until = NULL"
+            " WHERE id = $1 AND sent_at IS NULL AND dropped_at IS NULL",
+            message_id,
+            at,
+            records.error_text(error),
+        )
+
+    async def drop(self, message_id: int, at: datetime, error: str) -> None:
+        await self._sql.change(
+            "UPDATE outbox SET attempts = attempts + 1, dropped_at = $2, last_error = $3,"
+            " claimed_by = NULL, claimed_until = NULL"
+            " WHERE id = $1 AND sent_at IS NULL AND dropped_at IS NULL",
+            message_id,
+            at,
+            records.error_text(error),
+        )
+
+    async def pending_count(self) -> int:
+        return int(await self._sql.value(f"SELECT count(*) FROM outbox WHERE {_UNSENT}"))  # noqa: S608

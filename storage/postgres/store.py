@@ -1,0 +1,137 @@
+"""The store on PostgreSQL: asyncpg, a pool, one connection a transaction.
+
+Several processes may share the database (CONTRACT §6); nothing here holds state
+that another process would need to see. Transactions run at READ COMMITTED, side
+by side: what must be exclusive is made so by the statements themselves
+(conditional updates, claims with FOR UPDATE SKIP LOCKED, row locks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import asyncpg
+
+from bot.errors import StoreError, StoreUnavailable
+from storage.postgres.chats import PostgresContacts, PostgresSubscriptions
+from storage.postgres.driver_errors import translated_errors
+from storage.postgres.inbox import PostgresInbox
+from storage.postgres.links import PostgresLinks, PostgresPollSchedule
+from storage.postgres.migrate import migrate
+from storage.postgres.outbox import PostgresOutbox
+from storage.postgres.pool import create_pool
+from storage.postgres.statements import Statements
+
+PING_SECONDS = 5.0
+
+
+class PostgresTx:
+    """`Tx` on one connection, valid only inside its `transaction()` block."""
+
+    def __init__(self, statements: Statements) -> None:
+        self._statements = statements
+        self._links = PostgresLinks(statements)
+        self._polls = PostgresPollSchedule(statements)
+        self._subscriptions = PostgresSubscriptions(statements)
+        self._outbox = PostgresOutbox(statements)
+        self._inbox = PostgresInbox(statements)
+        self._contacts = PostgresContacts(statements)
+
+    @property
+    def links(self) -> PostgresLinks:
+        return self._links
+
+    @property
+    def polls(self) -> PostgresPollSchedule:
+        return self._polls
+
+    @property
+    def subscriptions(self) -> PostgresSubscriptions:
+        return self._subscriptions
+
+    @property
+    def outbox(self) -> PostgresOutbox:
+        return self._outbox
+
+    @property
+    def inbox(self) -> PostgresInbox:
+        return self._inbox
+
+    @property
+    def contacts(self) -> PostgresContacts:
+        return self._contacts
+
+
+class PostgresStore:
+    """`Store` on one PostgreSQL database, named by a `postgresql://` URL."""
+
+    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
+        self._url = url
+        self._connect_timeout = connect_timeout
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        """Connect and migrate. A URL or server that does not serve raises ConfigError."""
+        pool = await create_pool(self._url, self._connect_timeout)
+        try:
+            with translated_errors():
+                async with pool.acquire() as connection:
+                    await migrate(connection)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @asynccontextmanager
+    async def transaction(self, urgent: bool = False) -> AsyncIterator[PostgresTx]:
+        # `urgent` asks nothing of PostgreSQL: transactions do not queue behind one
+        # another here, so there is no queue to jump.
+        if self._pool is None:
+            raise StoreUnavailable("the PostgreSQL store is not open")
+        with translated_errors():
+            async with self._pool.acquire() as connection:
+                transaction = connection.transaction(isolation="read_committed")
+                await transaction.start()
+                statements = Statements(connection)
+                try:
+                    yield PostgresTx(statements)
+                except BaseException:
+                    await _roll_back(transaction)
+                    raise
+                await _commit(transaction, statements)
+
+    async def ping(self) -> bool:
+        if self._pool is None:
+            return False
+        try:
+            with translated_errors():
+                answer = await self._pool.fetchval("SELECT 1", timeout=PING_SECONDS)
+        except StoreError:
+            return False
+        return bool(answer == 1)
+
+
+async def _roll_back(transaction: asyncpg.transaction.Transaction) -> None:
+    """Roll back, leaving a connection already lost to the pool, which drops it."""
+    with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        await transaction.rollback()
+
+
+async def _commit(transaction: asyncpg.transaction.Transaction, statements: Statements) -> None:
+    """Commit; or, when a statement failed (and PostgreSQL aborted the transaction
+    though the block went on), roll back and raise that failure again, since a
+    COMMIT would roll back without a word."""
+    failure = statements.failure
+    if failure is None:
+        await transaction.commit()
+        return
+    await _roll_back(transaction)
+    if isinstance(failure, StoreError):
+        raise type(failure)(f"rolled back, after: {failure}") from failure
+    raise RuntimeError(f"rolled back, after a failed statement: {failure!r}") from failure
