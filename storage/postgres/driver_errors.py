@@ -5,7 +5,9 @@ because asyncpg's exception classes follow them:
 
     OSError (refused, reset, timed out, unknown host)  → StoreUnavailable
     asyncpg.InterfaceError
-    ├── "connection is closed", "pool is closing"       → StoreUnavailable
+    ├── "connection is closed", "pool is closing",
+    │   "released back to the pool" (asyncpg detaches a
+    │   lost connection from its pool proxy)            → StoreUnavailable
     ├── DataError (a value the client cannot encode)    → StoreRejected
     └── anything else (two operations at once…)         unchanged: a bug
     asyncpg.InternalClientError (outdated schema cache) → StoreUnavailable
@@ -41,7 +43,9 @@ from bot.errors import StoreError, StoreRejected, StoreUnavailable
 _UNAVAILABLE_CLASSES = frozenset({"08", "40", "53", "57", "58", "XX"})
 _UNAVAILABLE_STATES = frozenset({"55P03", "55006", "25006", "25P03"})
 _REJECTED_CLASSES = frozenset({"22", "23", "54"})
-_CLOSED_WORDS = ("closed", "closing")
+# The store never uses a connection after releasing it (statements.py refuses), so
+# "released back to the pool" inside a transaction means asyncpg detached it, lost.
+_CLOSED_WORDS = ("closed", "closing", "released back to the pool")
 
 
 def store_error_for(error: BaseException) -> StoreError | None:

@@ -41,9 +41,16 @@ class Statements:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
         self.failure: Exception | None = None
+        self._ended = False
+
+    def end(self) -> None:
+        """The transaction is over and its connection back in the pool: refuse more."""
+        self._ended = True
 
     @contextmanager
     def _running(self) -> Iterator[None]:
+        if self._ended:
+            raise RuntimeError("a Tx was used after its transaction() block ended")
         try:
             with translated_errors():
                 yield

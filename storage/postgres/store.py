@@ -104,6 +104,8 @@ class PostgresStore:
                 except BaseException:
                     await _roll_back(transaction)
                     raise
+                finally:
+                    statements.end()
                 await _commit(transaction, statements)
 
     async def ping(self) -> bool:
