@@ -76,6 +76,15 @@ async def test_times_come_back_as_aware_utc_to_the_microsecond(store: Store) -> 
     assert link.expires_at.utcoffset() == timedelta(0)
 
 
+async def test_a_naive_time_is_refused_as_a_bug_and_nothing_is_stored(store: Store) -> None:
+    # Never guessed as local or UTC: the caller broke "times are aware UTC".
+    with pytest.raises(ValueError):
+        async with store.transaction() as tx:
+            await tx.links.insert(a_link(created=T0.replace(tzinfo=None)))
+    async with store.transaction() as tx:
+        assert await tx.links.get("lnk_1") is None
+
+
 @pytest.mark.parametrize("taken", ["id", "token", "share_code"])
 async def test_a_taken_id_token_or_share_code_is_rejected(store: Store, taken: str) -> None:
     first = a_link("lnk_1")

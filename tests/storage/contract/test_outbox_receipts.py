@@ -138,5 +138,8 @@ async def test_delivery_status_is_that_of_the_newest_sent_message_of_the_kind(
 async def test_mark_sent_without_an_early_receipt_applies_nothing(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.links.insert(a_link())
-    await send(store, invoice_to(CAROL), "SM10")  # asserts mark_sent gave None
+    message_id = await send(store, invoice_to(CAROL), "SM10")  # asserts mark_sent gave None
+    async with store.transaction() as tx:
+        repeated = await tx.outbox.mark_sent(message_id, at(1), "SM10")  # already sent
+    assert repeated is None
     assert await status_of(store, CAROL) is None

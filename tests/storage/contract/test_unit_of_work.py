@@ -45,6 +45,7 @@ async def test_a_block_that_raises_rolls_back_everything_it_wrote(store: Store) 
         assert await tx.subscriptions.for_link("before") == []
         assert await tx.outbox.pending_count() == 0
         assert await tx.inbox.unfinished_count() == 0
+        assert await tx.inbox.record([an_entry("u1")], at(1)) == [True]  # never stored
         assert await tx.contacts.last_inbound_at(CAROL) is None
         [carol] = await tx.outbox.enqueue([text_to(CAROL, "not paused")], at(1))
         claimed = await tx.outbox.claim_due(at(1), 10, "sender", at(1) + LEASE)
@@ -86,4 +87,12 @@ async def test_a_store_opened_again_keeps_what_was_committed(open_store: OpenSto
     async with (await open_store()).transaction() as tx:
         await tx.links.insert(a_link())
     async with (await open_store()).transaction() as tx:
+        assert await tx.links.get("lnk_1") == a_link()
+
+
+async def test_an_urgent_transaction_commits_like_any_other(open_store: OpenStore) -> None:
+    writer, reader = await open_store(), await open_store()
+    async with writer.transaction(urgent=True) as tx:
+        await tx.links.insert(a_link())
+    async with reader.transaction() as tx:
         assert await tx.links.get("lnk_1") == a_link()
