@@ -15,10 +15,11 @@ async def test_confirm_is_true_once_and_keeps_the_first_confirmation(store: Stor
         first = await tx.links.confirm("lnk_1", at(120), None)
     async with store.transaction() as tx:
         second = await tx.links.confirm("lnk_1", at(121), "ref-2")
+        unknown = await tx.links.confirm("lnk_404", at(121), None)
     async with store.transaction() as tx:
         link = await tx.links.get("lnk_1")
         history = await tx.links.history("lnk_1")
-    assert (first, second) == (True, False)
+    assert (first, second, unknown) == (True, False, False)
     assert link is not None
     assert (link.status, link.confirmed_at, link.reference) == (Status.PAID, at(120), "ref-1")
     assert link.next_poll_at is None

@@ -143,3 +143,15 @@ async def test_mark_sent_without_an_early_receipt_applies_nothing(store: Store) 
         repeated = await tx.outbox.mark_sent(message_id, at(1), "SM10")  # already sent
     assert repeated is None
     assert await status_of(store, CAROL) is None
+
+
+async def test_an_early_receipt_waits_for_a_message_of_its_own_channel(store: Store) -> None:
+    early = await receipt(store, "7", READ, channel="whatsapp")
+    async with store.transaction() as tx:
+        telegram, whatsapp = await tx.outbox.enqueue(
+            [text_to(ALICE, "telegram, also 7"), text_to(CAROL, "whatsapp 7")], T0
+        )
+        await tx.outbox.claim_due(T0, 10, "sender", T0 + LEASE)
+        on_telegram = await tx.outbox.mark_sent(telegram, T0, "7")
+        on_whatsapp = await tx.outbox.mark_sent(whatsapp, T0, "7")
+    assert (early, on_telegram, on_whatsapp) == (None, None, READ)
