@@ -40,3 +40,14 @@ async def test_a_released_claim_can_be_taken_again_in_the_same_store(store: Stor
         assert await tx.links.claim_order("1001", "worker-a", at(0), at(60))
         await tx.links.release_order("1001", "worker-a")
     assert await claim(store, "1001", "worker-b", now=1, until=61)
+
+
+async def test_the_holder_may_renew_its_own_claim_and_so_lengthen_it(
+    open_store: OpenStore,
+) -> None:
+    # "True when nobody else holds a claim": the holder itself is not somebody else.
+    first, second = await open_store(), await open_store()
+    assert await claim(first, "1001", "worker-a", now=0, until=60)
+    assert await claim(first, "1001", "worker-a", now=50, until=110)
+    assert not await claim(second, "1001", "worker-b", now=70, until=130)
+    assert await claim(second, "1001", "worker-b", now=110, until=170)
