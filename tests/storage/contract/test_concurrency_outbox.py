@@ -143,3 +143,39 @@ async def test_concurrent_senders_never_hold_two_messages_of_one_chat(
     assert len(claimed_ids) == len(set(claimed_ids)) == 60  # never one message twice
     assert heard == {chat.chat_id: [f"{chat.chat_id}/{i}" for i in range(6)] for chat in chats}
     assert pending == 0
+
+
+async def test_a_message_committed_around_an_open_one_keeps_commit_order(
+    open_store: OpenStore,
+) -> None:
+    # Process 1 enqueues m1 to ALICE and has not committed; process 2 enqueues m2 to
+    # ALICE. A store may make process 2 wait (the chat's row lock, SQLite's one
+    # writer) or let it commit first. Process 1 waits a bounded time for process 2:
+    # if process 2 finished, it committed first, so m2 must go out first and a
+    # sender may claim it in between; if not, it is waiting for process 1 (or slow),
+    # and only the one-at-a-time rule is checked. The wait decides which
+    # interleaving is checked, never whether the test passes.
+    first, second, sender = await open_store(), await open_store(), await open_store()
+
+    async def enqueue_second() -> None:
+        async with second.transaction() as tx:
+            await tx.outbox.enqueue([text_to(ALICE, "m2")], T0)
+
+    in_flight: list[QueuedMessage] = []
+    async with first.transaction() as tx:
+        await tx.outbox.enqueue([text_to(ALICE, "m1")], T0)
+        late = asyncio.create_task(enqueue_second())
+        done, _ = await asyncio.wait({late}, timeout=0.5)
+        if done:
+            in_flight += await claim(sender, "sender", 10)
+    await late
+    in_flight += await claim(sender, "sender", 10)
+    heard = [queued.message.text for queued in in_flight]
+    await send_claimed(sender, in_flight)
+    while claimed := await claim(sender, "sender", 10):
+        heard += [queued.message.text for queued in claimed]
+        await send_claimed(sender, claimed)
+    assert len(in_flight) == 1  # never two of one chat at once
+    assert sorted(heard) == ["m1", "m2"]
+    if done:
+        assert heard == ["m2", "m1"]  # m2 committed before m1 did
