@@ -28,6 +28,21 @@ async def test_a_link_comes_back_equal_by_id_token_and_share_code(store: Store) 
     assert by_id == by_token == by_code == link
 
 
+async def test_every_field_of_a_link_round_trips(store: Store) -> None:
+    paid = replace(
+        a_link("lnk_paid", status=Status.PAID, next_poll_at=at(90)),
+        status_changed_at=at(30),
+        confirmed_at=at(31),
+        reference="ref-1",
+        line_items=(),
+        business_name="Ama's Kitchen — Osu ✓",
+    )
+    async with store.transaction() as tx:
+        await tx.links.insert(paid)
+    async with store.transaction() as tx:
+        assert await tx.links.get("lnk_paid") == paid
+
+
 async def test_unknown_ids_tokens_codes_and_orders_find_nothing(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.links.insert(a_link())

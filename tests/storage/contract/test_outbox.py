@@ -52,6 +52,21 @@ async def test_enqueue_returns_an_id_for_each_message(store: Store) -> None:
     assert pending == 3
 
 
+async def test_enqueue_returns_each_messages_own_id_in_the_order_given(store: Store) -> None:
+    messages = [text_to(chat, f"{chat.chat_id}/{n}") for n in range(2) for chat in (BOB, ALICE)]
+    messages.append(text_to(CAROL, "carol"))
+    ids = await enqueue(store, *messages)
+    empty = await enqueue(store)
+    sent: dict[int, Outgoing] = {}
+    while claimed := await claim(store):
+        async with store.transaction() as tx:
+            for queued in claimed:
+                sent[queued.id] = queued.message
+                await tx.outbox.mark_sent(queued.id, T0)
+    assert empty == []
+    assert [sent[message_id] for message_id in ids] == messages
+
+
 async def test_a_message_round_trips_with_its_buttons(store: Store) -> None:
     invoice = Outgoing(
         chat=ALICE,

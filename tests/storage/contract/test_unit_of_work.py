@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from bot.errors import StoreUnavailable
 from bot.models import Status, Subscription
 from bot.ports import Store
 from tests.storage.contract.support import (
@@ -96,3 +97,12 @@ async def test_an_urgent_transaction_commits_like_any_other(open_store: OpenStor
         await tx.links.insert(a_link())
     async with reader.transaction() as tx:
         assert await tx.links.get("lnk_1") == a_link()
+
+
+async def test_a_closed_store_answers_no_ping_and_is_unavailable(store: Store) -> None:
+    assert await store.ping()
+    await store.close()
+    assert not await store.ping()
+    with pytest.raises(StoreUnavailable):
+        async with store.transaction() as tx:
+            await tx.outbox.pending_count()
