@@ -9,15 +9,25 @@ from bot.models import InboxEntry, InboxItem
 from storage.postgres import records
 from storage.postgres.statements import Statements
 
-# The webhook ingest path: one round trip for the whole batch. Entries are stored
-# in the order given (seq follows the ordinality), and a repeat, stored before or
-# earlier in the batch, is left as it was and not returned.
+# The webhook ingest path: one round trip for the whole batch. The batch's lanes
+# are locked first, in sorted order (no deadlock between two batches), and held
+# until commit, so entries of one lane are numbered in commit order; the ORDER BY
+# makes every lane lock come before the first entry takes its seq. Entries are
+# stored in the order given, and a repeat, stored before or earlier in the batch,
+# is left as it was and not returned.
 _RECORD = """
+WITH lanes AS (
+    INSERT INTO inbox_lanes AS known (lane, recorded)
+    SELECT lane, count(*) FROM unnest($4::text[]) AS entry (lane) GROUP BY lane ORDER BY lane
+    ON CONFLICT (lane) DO UPDATE SET recorded = known.recorded + excluded.recorded
+    RETURNING lane
+)
 INSERT INTO inbox (source, source_id, kind, lane, body, received_at, next_attempt_at)
-SELECT source, source_id, kind, lane, body, $6, $6
+SELECT entry.source, entry.source_id, entry.kind, entry.lane, entry.body, $6, $6
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
     WITH ORDINALITY AS entry (source, source_id, kind, lane, body, n)
-ORDER BY n
+JOIN lanes USING (lane)
+ORDER BY entry.n
 ON CONFLICT (source, source_id) DO NOTHING
 RETURNING source, source_id
 """

@@ -131,6 +131,15 @@ CREATE TABLE early_receipts (
     PRIMARY KEY (channel, remote_id)
 );
 
+-- One row a lane of the inbox. Recording into a lane updates its row, so that
+-- transactions recording into one lane take their turns: within a lane, `seq`
+-- order is then commit order, and an entry committed late can never come before
+-- one a worker has already claimed.
+CREATE TABLE inbox_lanes (
+    lane     text PRIMARY KEY,
+    recorded bigint NOT NULL  -- entries given for the lane, repeats included
+);
+
 -- Every input (webhooks, chat messages, Telegram updates), stored before it is
 -- acknowledged. `seq` is the stored order; a lane's entries are handled in it.
 CREATE TABLE inbox (
