@@ -58,8 +58,11 @@ async def test_a_lane_stays_one_at_a_time_and_in_commit_order_while_recorded_int
             async def work(tx: Tx) -> list[InboxItem]:
                 return await tx.inbox.claim(T0, 10, name, T0 + LEASE)
 
+            # Read before claiming: a claim that began after the last commit and
+            # found nothing means nothing is left that another worker does not hold.
+            all_committed = recorded.is_set()
             items = await committed(store, work)
-            if not items and recorded.is_set():
+            if not items and all_committed:
                 return
             for item in items:
                 if item.entry.lane in busy_lanes:  # after the claim that took it

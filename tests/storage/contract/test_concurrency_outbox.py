@@ -77,8 +77,11 @@ async def test_each_chat_hears_its_messages_in_commit_order(open_store: OpenStor
 
     async def sender(store: Store, holder: str) -> None:
         while True:
+            # Read before claiming: a claim that began after the last commit and
+            # found nothing means nothing is left that the other sender does not hold.
+            all_committed = enqueued.is_set()
             claimed = await claim(store, holder, 10)
-            if not claimed and enqueued.is_set():
+            if not claimed and all_committed:
                 return
             for queued in claimed:
                 heard[queued.message.chat].append(queued.message.text)
