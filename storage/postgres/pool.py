@@ -16,6 +16,10 @@ from bot.errors import ConfigError
 
 SETTING = "PAYBOT_DATABASE"
 MAX_CONNECTIONS = 10
+# No statement of the store's runs for long (no network I/O inside a transaction);
+# one that does is stuck behind a lost network path, and the work is better tried
+# again (a TimeoutError, so StoreUnavailable) than waited on for ever.
+STATEMENT_SECONDS = 30.0
 
 # The user-info part of a URL: scheme://user:password@host… The password may hold
 # anything, '@' and '/' included, so everything up to the last '@' is user info.
@@ -51,6 +55,8 @@ async def create_pool(url: str, connect_timeout: float) -> asyncpg.Pool:
             min_size=1,
             max_size=MAX_CONNECTIONS,
             timeout=connect_timeout,
+            command_timeout=STATEMENT_SECONDS,
+            server_settings={"application_name": "paybot"},
             reset=_leave_session_as_it_is,
         )
     except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
