@@ -40,7 +40,22 @@ def migrations() -> list[tuple[int, str]]:
 
 
 async def migrate(connection: asyncpg.Connection) -> None:
-    """Bring the database up to this paybot's schema, once however many processes start."""
+    """Bring the database up to this paybot's schema, once however many processes start.
+
+    A user that may not create the tables (PostgreSQL 15 lets only the database
+    owner create in `public`) is a settings error, said at start.
+    """
+    try:
+        await _migrate(connection)
+    except asyncpg.InsufficientPrivilegeError as error:
+        raise ConfigError(
+            SETTING,
+            f"the user may not set up paybot's tables ({error}); connect as the database's"
+            " owner, or grant the user CREATE on its schema",
+        ) from error
+
+
+async def _migrate(connection: asyncpg.Connection) -> None:
     known = migrations()
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -99,3 +101,26 @@ async def test_a_schema_newer_than_this_paybot_is_refused_and_nothing_stays_conn
 
 def test_the_migrations_are_numbered_in_turn_from_one() -> None:
     assert [version for version, _ in migrations()] == list(range(1, len(migrations()) + 1))
+
+
+@pytest.fixture
+async def stranger(url: str) -> AsyncIterator[str]:
+    """The URL of `url`'s database for a new user that owns nothing in it."""
+    role = "paybot_test_" + secrets.token_hex(6)
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN")  # a name made here, never input
+        parts = urlsplit(url)
+        where = f"{parts.hostname}:{parts.port or 5432}"
+        yield urlunsplit(parts._replace(netloc=f"{role}@{where}"))
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
+
+
+async def test_a_user_that_may_not_create_the_tables_is_a_settings_error(stranger: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        await PostgresStore(stranger).open()
+    assert refused.value.setting == "PAYBOT_DATABASE"
+    assert "may not set up paybot's tables (permission denied" in str(refused.value)
