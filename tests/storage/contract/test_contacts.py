@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.models import ChatRef
 from bot.ports import Store
 from tests.storage.contract.support import ALICE, BOB, CAROL, OpenStore, at
 
@@ -17,7 +18,8 @@ async def test_note_inbound_keeps_the_newest_time_per_chat(store: Store) -> None
         carol = await tx.contacts.last_inbound_at(CAROL)
         alice = await tx.contacts.last_inbound_at(ALICE)
         never = await tx.contacts.last_inbound_at(BOB)
-    assert (carol, alice, never) == (at(600), at(1200), None)
+        elsewhere = await tx.contacts.last_inbound_at(ChatRef("telegram", CAROL.chat_id))
+    assert (carol, alice, never, elsewhere) == (at(600), at(1200), None, None)
     assert carol is not None and carol.utcoffset() == timedelta(0)
 
 

@@ -144,14 +144,3 @@ async def test_forget_finished_deletes_only_entries_finished_before_the_time(
     assert forgotten == 1
     # Forgotten, so a later input with that id is a new one; the rest are still kept.
     assert again == [True, False, False, False]
-
-
-async def test_record_takes_more_entries_than_one_statement_can_bind(store: Store) -> None:
-    # 7,000 entries of six values each: more than PostgreSQL's 32,767 parameters
-    # (and SQLite's limit) allow in one statement.
-    many = [an_entry(f"u{n}", lane=f"lane-{n % 50}") for n in range(7000)]
-    assert await record(store, *many) == [True] * 7000
-    assert await record(store, *many, when=at(1)) == [False] * 7000
-    assert await record(store) == []
-    async with store.transaction() as tx:
-        assert await tx.inbox.unfinished_count() == 7000

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from bot.errors import StoreRejected
-from bot.models import LineItem, Money, Status, Subscription
+from bot.models import ChatRef, LineItem, Money, Status, Subscription
 from bot.ports import Store
 from tests.storage.contract.support import ALICE, BOB, CAROL, T0, a_link, at
 
@@ -48,9 +48,11 @@ async def test_unknown_ids_tokens_codes_and_orders_find_nothing(store: Store) ->
             await tx.links.by_token("plt_lnk_2"),
             await tx.links.by_share_code("share_lnk_2"),
             await tx.links.by_share_code(""),
+            await tx.links.by_token("PLT_LNK_1"),  # tokens and codes are case-sensitive
+            await tx.links.by_share_code("SHARE_LNK_1"),
             await tx.links.latest_for_order("1002"),
         )
-    assert found == (None, None, None, None, None)
+    assert found == (None,) * 7
 
 
 async def test_money_keeps_its_exact_digits(store: Store) -> None:
@@ -151,10 +153,11 @@ async def test_subscribed_by_lists_a_chats_links_newest_first(store: Store) -> N
         alice = await tx.links.subscribed_by(ALICE)
         bob = await tx.links.subscribed_by(BOB)
         carol = await tx.links.subscribed_by(CAROL)
+        alice_elsewhere = await tx.links.subscribed_by(ChatRef("whatsapp", ALICE.chat_id))
     assert [link.id for link in alice] == ["new", "mid", "old"]
     assert alice[0] == a_link("new", created=T0 + timedelta(hours=2))
     assert [link.id for link in bob] == ["mid"]
-    assert carol == []
+    assert carol == alice_elsewhere == []  # a chat is its channel and its id
 
 
 async def test_move_status_changes_it_only_from_the_old_status_and_records_it(

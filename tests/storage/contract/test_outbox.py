@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.models import Button, MessageKind, Outgoing, QueuedMessage
+from bot.models import Button, ChatRef, MessageKind, Outgoing, QueuedMessage
 from bot.ports import Store
 from tests.storage.contract.support import (
     ALICE,
@@ -94,6 +94,14 @@ async def test_claim_takes_only_the_head_of_each_chat_oldest_first(store: Store)
     rest = await claim(store)
     assert texts(first) == ["b1", "a1"]
     assert texts(rest) == ["c1"]  # b2 and a2 wait behind their claimed heads
+
+
+async def test_the_same_chat_id_on_another_channel_is_another_chat(store: Store) -> None:
+    elsewhere = ChatRef("whatsapp", ALICE.chat_id)
+    await enqueue(store, text_to(ALICE, "telegram"), text_to(elsewhere, "whatsapp"))
+    async with store.transaction() as tx:
+        await tx.outbox.pause_chat(ChatRef("console", ALICE.chat_id), at(60))
+    assert texts(await claim(store)) == ["telegram", "whatsapp"]
 
 
 async def test_a_message_is_not_due_before_its_time(store: Store) -> None:
