@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from standardwebhooks import Webhook
@@ -170,17 +171,31 @@ def _check_telegram_token(raw: str) -> str | None:
 def _database(env: Mapping[str, str]) -> str:
     raw = env.get("PAYBOT_DATABASE", "paybot.db")
     scheme = _DB_SCHEME.match(raw)
-    # The URL is not quoted back: postgresql://user:password@... holds a password.
-    if scheme and scheme.group(1).lower() in ("postgresql", "postgres"):
-        raise ConfigError(
-            "PAYBOT_DATABASE", "PostgreSQL is not supported yet; give a SQLite file path"
-        )
+    if scheme and scheme.group(1) in ("postgresql", "postgres"):
+        return _postgres_url(raw)
     if scheme:
-        problem = f"{scheme.group(1)}:// is not supported; give a SQLite file path"
+        problem = f"{scheme.group(1)}:// is not supported; give a SQLite file path or postgresql://"
         raise ConfigError("PAYBOT_DATABASE", problem)
     if "\x00" in raw:
         raise ConfigError("PAYBOT_DATABASE", "expected a SQLite file path, got a NUL character")
     return raw
+
+
+def _postgres_url(raw: str) -> str:
+    """A PostgreSQL URL with a host and a database. Never quoted back: it may hold a password."""
+    expected = "expected postgresql://user[:password]@host[:port]/database"
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError when the port is not a port
+    except ValueError:
+        raise ConfigError("PAYBOT_DATABASE", expected) from None
+    database = parts.path.removeprefix("/")
+    if not parts.hostname or not database or "/" in database or _UNSAFE_URL.search(raw):
+        raise ConfigError("PAYBOT_DATABASE", expected)
+    return raw
+
+
+_UNSAFE_URL = re.compile(r"[\x00-\x20\x7f]")  # control characters and spaces
 
 
 def _host(env: Mapping[str, str]) -> str:

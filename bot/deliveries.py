@@ -19,7 +19,7 @@ from bot.models import (
     Outgoing,
     Role,
 )
-from storage import Store, Tx
+from bot.ports import Store, Tx
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Deliveries:
         """Record a receipt; tell the merchants when it settles a customer's invoice."""
         now = self._clock()
         async with self._store.transaction() as tx:
-            moved = await tx.record_delivery(channel, remote_id, status, now)
+            moved = await tx.outbox.record_delivery(channel, remote_id, status, now)
             told = moved is not None and await announce_receipt(tx, moved.message, status, now)
         if told:
             self._on_queued()
@@ -52,7 +52,7 @@ async def announce_receipt(
     """
     if message.kind is not MessageKind.INVOICE or message.link_id is None:
         return False
-    link = await tx.link(message.link_id)
+    link = await tx.links.get(message.link_id)
     if link is None or not await _is_customer(tx, link, message.chat):
         return False
     if status is DeliveryStatus.DELIVERED:
@@ -66,11 +66,17 @@ async def announce_receipt(
 
 
 async def _is_customer(tx: Tx, link: Link, chat: ChatRef) -> bool:
-    return any(s.chat == chat and s.role is Role.CUSTOMER for s in await tx.subscriptions(link.id))
+    return any(
+        s.chat == chat and s.role is Role.CUSTOMER for s in await tx.subscriptions.for_link(link.id)
+    )
 
 
 async def tell_merchants(tx: Tx, link: Link, text: str, now: datetime) -> None:
     """Queue `text` to every merchant chat subscribed to the link."""
-    merchants = [s.chat for s in await tx.subscriptions(link.id) if s.role is Role.MERCHANT]
-    await tx.enqueue([Outgoing(chat, MessageKind.TEXT, text, link.id) for chat in merchants], now)
+    merchants = [
+        s.chat for s in await tx.subscriptions.for_link(link.id) if s.role is Role.MERCHANT
+    ]
+    await tx.outbox.enqueue(
+        [Outgoing(chat, MessageKind.TEXT, text, link.id) for chat in merchants], now
+    )
     log.info("order %s: told %d merchant chat(s): %s", link.order_id, len(merchants), text[:80])

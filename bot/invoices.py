@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
 import secrets
 import struct
-import weakref
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import segno
 
 from bot import render
 from bot.cimplify import CimplifyClient
 from bot.deliveries import tell_merchants
+from bot.errors import StoreError
 from bot.models import (
     ChatRef,
     CreatedLink,
@@ -30,8 +31,8 @@ from bot.models import (
     Subscription,
     parse_order_id,
 )
+from bot.ports import Store, Tx
 from bot.tracking import PollPolicy
-from storage import Store, Tx
 
 
 def qr_png(url: str, scale: int = 8) -> bytes:
@@ -74,6 +75,11 @@ def qr_text(url: str) -> str:
     return out.getvalue()
 
 
+# How long a claim on an order holds while its link is created: longer than Cimplify's
+# retry budget and timeout together, so a live holder never loses it.
+ORDER_LEASE = timedelta(seconds=60)
+CLAIM_WAIT_FIRST, CLAIM_WAIT_MOST = 0.05, 1.0  # seconds between looks while another holds it
+
 # A Telegram deep-link parameter: up to 64 of A-Z a-z 0-9 _ - (Bot API, /start).
 _SHARE_CODE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
@@ -91,17 +97,14 @@ class Invoices:
         clock: Callable[[], datetime],
         policy: PollPolicy,
         on_queued: Callable[[], None],
+        holder: str = "invoices",
     ) -> None:
         self._store = store
         self._client = client
         self._clock = clock
         self._policy = policy
         self._on_queued = on_queued
-        # One issue at a time per order, so two quick /invoice 1001 make one link.
-        # Weak values: a lock lives only while someone holds or waits for it.
-        self._order_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._holder = holder
 
     async def issue(self, order_id: str, chat: ChatRef, customer: ChatRef | None = None) -> None:
         """Answer `chat` with the order's live link, creating one if needed; send the
@@ -111,9 +114,7 @@ class Invoices:
         Cimplify refuses or does not answer; the answer is queued otherwise.
         """
         order_id = parse_order_id(order_id)
-        lock = self._order_locks.setdefault(order_id, asyncio.Lock())
-        async with lock:
-            await self._issue(order_id, _Audience(chat, customer))
+        await self._issue(order_id, _Audience(chat, customer))
         self._on_queued()
 
     async def open_shared(self, code: str, chat: ChatRef) -> bool:
@@ -121,34 +122,61 @@ class Invoices:
         merchant. False when no link has that code."""
         now = self._clock()
         async with self._store.transaction() as tx:
-            link = await tx.link_by_share_code(code) if _SHARE_CODE.fullmatch(code) else None
+            link = await tx.links.by_share_code(code) if _SHARE_CODE.fullmatch(code) else None
             if link is None:
                 return False
-            if await tx.subscribe(Subscription(link.id, chat, Role.CUSTOMER)):
+            if await tx.subscriptions.add(Subscription(link.id, chat, Role.CUSTOMER)):
                 await tell_merchants(tx, link, render.customer_opened(link), now)
             await _send_invoice(tx, link, chat, Role.CUSTOMER, now)
         self._on_queued()
         return True
 
     async def _issue(self, order_id: str, audience: _Audience) -> None:
-        chat = audience.merchant
+        """Answer from the store, or become the one creating the order's link and create it.
+
+        Two /invoice for one order, in this process or another, make one link: the
+        one that claims the order in the store asks Cimplify; the other waits for the
+        claim to end (released, or lapsed with a holder that died) and answers from
+        the link it finds.
+        """
+        pause = CLAIM_WAIT_FIRST
+        claimant = f"{self._holder}:{secrets.token_hex(4)}"  # this /invoice, not this process
+        while not await self._answered_or_claimed(order_id, audience, claimant):
+            await asyncio.sleep(pause)  # another holder is asking Cimplify right now
+            pause = min(CLAIM_WAIT_MOST, pause * 2)
+
+    async def _answered_or_claimed(self, order_id: str, audience: _Audience, claimant: str) -> bool:
+        """True when answered from the store, or when a new link was made (and answered)."""
         async with self._store.transaction() as tx:
-            known = await tx.latest_link_for_order(order_id)
+            known = await tx.links.latest_for_order(order_id)
             if known is not None and await self._answer_from_store(tx, known, audience):
-                return
+                return True
+            now = self._clock()
+            if not await tx.links.claim_order(order_id, claimant, now, now + ORDER_LEASE):
+                return False
+        try:
+            await self._create(order_id, audience, claimant)
+        except BaseException:
+            with contextlib.suppress(StoreError):
+                async with self._store.transaction() as tx:
+                    await tx.links.release_order(order_id, claimant)
+            raise
+        return True
+
+    async def _create(self, order_id: str, audience: _Audience, claimant: str) -> None:
         created = await self._client.create_link(order_id)
         order = await self._client.order(created.token)
         async with self._store.transaction() as tx:
+            await tx.links.release_order(order_id, claimant)
             if order.status is Status.PAID:
-                await _reply(
-                    tx, chat, render.already_paid(order_id, order.business_name), self._clock()
-                )
+                text = render.already_paid(order_id, order.business_name)
+                await _reply(tx, audience.merchant, text, self._clock())
                 return
-            link = await tx.link_by_token(created.token)
+            link = await tx.links.by_token(created.token)
             if link is None:
                 link = self._new_link(created, order)
-                await tx.insert_link(link)
-                await tx.schedule_poll(link.id, self._policy.next_poll(link, self._clock()))
+                await tx.links.insert(link)
+                await tx.polls.schedule(link.id, self._policy.next_poll(link, self._clock()))
             await self._send_invoices(tx, link, audience)
 
     async def _answer_from_store(self, tx: Tx, link: Link, audience: _Audience) -> bool:
@@ -165,10 +193,10 @@ class Invoices:
 
     async def _send_invoices(self, tx: Tx, link: Link, audience: _Audience) -> None:
         now = self._clock()
-        await tx.subscribe(Subscription(link.id, audience.merchant, Role.MERCHANT))
+        await tx.subscriptions.add(Subscription(link.id, audience.merchant, Role.MERCHANT))
         await _send_invoice(tx, link, audience.merchant, Role.MERCHANT, now)
         if audience.customer is not None:
-            await tx.subscribe(Subscription(link.id, audience.customer, Role.CUSTOMER))
+            await tx.subscriptions.add(Subscription(link.id, audience.customer, Role.CUSTOMER))
             await _send_invoice(tx, link, audience.customer, Role.CUSTOMER, now)
             text = render.sent_to_customer(link, audience.customer)
             await _reply(tx, audience.merchant, text, now)
@@ -207,8 +235,8 @@ async def _send_invoice(tx: Tx, link: Link, chat: ChatRef, role: Role, now: date
         link.id,
         render.invoice_buttons(link, role),
     )
-    await tx.enqueue([photo], now)
+    await tx.outbox.enqueue([photo], now)
 
 
 async def _reply(tx: Tx, chat: ChatRef, text: str, now: datetime) -> None:
-    await tx.enqueue([Outgoing(chat, MessageKind.TEXT, text)], now)
+    await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], now)

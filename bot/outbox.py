@@ -10,9 +10,16 @@ per chat, so sharing one budget would halve the rate at which news goes out.
 The pace is smooth (no bursts), so no one-second window ever holds more than the
 rate allows.
 
+Messages are taken by claims in the store (bot/ports.py, OutboxQueue): only the
+head of a chat's queue, and only while no one holds it, so a chat has one message
+in flight whichever process sends, and the per-chat pace is a pause kept in the
+store. A claim lives while its holder's heartbeat prolongs it; a sender that dies
+leaves its claims to lapse, and another takes them.
+
 One window remains: a crash after the channel accepted a message and before it
-is marked sent repeats that message on restart, because Telegram's sendMessage
-has no idempotency key. Marking happens right after the send to keep it small.
+is marked sent repeats that message once its claim lapses, because Telegram's
+sendMessage has no idempotency key. Marking happens right after the send to keep
+it small.
 """
 
 from __future__ import annotations
@@ -27,10 +34,11 @@ from typing import Protocol
 
 from bot import render
 from bot.deliveries import announce_receipt, tell_merchants
-from bot.errors import PermanentDelivery, RetryLater
-from bot.models import ChatRef, Link, MessageKind, Outgoing, QueuedMessage, Role
-from bot.pacing import KeyedGap, TokenBucket
-from storage import Store
+from bot.errors import PermanentDelivery, RetryLater, StoreError, StoreUnavailable
+from bot.inbox import Leases
+from bot.models import Link, MessageKind, Outgoing, QueuedMessage, Role
+from bot.pacing import TokenBucket
+from bot.ports import Store
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +81,22 @@ class Outbox:
         clock: Callable[[], datetime],
         per_chat_gap: float = 1.0,
         overall_rate: float = 29.0,
+        holder: str = "outbox",
+        leases: Leases | None = None,
     ) -> None:
         self._store = store
         self._messengers = messengers
         self._clock = clock
-        self._gap = KeyedGap(per_chat_gap)
+        self._gap = timedelta(seconds=per_chat_gap)
         self._sends = TokenBucket(overall_rate)
         self._edits = TokenBucket(overall_rate)
+        # Claim about half a second of budget at a time: a claimed message waits for
+        # the budget while it holds its chat, so claiming more only delays others.
+        self._claim_size = max(1, int(overall_rate / 2))
+        self._holder = holder
+        self._leases = leases or Leases()
         self._wakes: list[asyncio.Event] = []  # one for each dispatch loop
-        self._sending: dict[ChatRef, asyncio.Task[None]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
         self._progress = asyncio.Event()  # set as each send ends
 
     def wake(self) -> None:
@@ -94,7 +109,9 @@ class Outbox:
             # A loop for each budget: one waiting for its turn must not hold up the
             # other, or new messages and edits would share one rate after all.
             await asyncio.gather(
-                self._dispatch(NEW_MESSAGES, self._sends), self._dispatch(EDITS, self._edits)
+                self._dispatch(NEW_MESSAGES, self._sends),
+                self._dispatch(EDITS, self._edits),
+                self._heartbeat(),
             )
         finally:
             await self._finish_sending()
@@ -109,40 +126,47 @@ class Outbox:
                 started = await self._dispatch_due(kinds, budget, checked)
                 if not started:
                     await self._idle(wake, checked)
-            except Exception:  # the store locked or full: the messages wait in it
-                log.exception("outbox: the store failed; trying again in a second")
+            except StoreUnavailable as error:  # the messages wait in the store
+                log.error("outbox: the store failed (%s); trying again in a second", error)
+                await asyncio.sleep(1.0)
+            except Exception:
+                log.exception("outbox: unexpected error, a bug; trying again in a second")
                 await asyncio.sleep(1.0)
 
     async def _dispatch_due(
         self, kinds: frozenset[MessageKind], budget: TokenBucket, now: datetime
     ) -> int:
-        skip = frozenset(self._sending) | frozenset(
-            chat for chat in self._gap.busy() if isinstance(chat, ChatRef)
-        )
+        until = now + self._leases.claim
         async with self._store.transaction() as tx:
-            due = await tx.due_messages(now, limit=50, skip_chats=skip, kinds=kinds)
+            due = await tx.outbox.claim_due(now, self._claim_size, self._holder, until, kinds)
         for queued in due:
             await budget.acquire()
-            chat = queued.message.chat
-            self._gap.use(chat)
-            self._sending[chat] = asyncio.create_task(self._send(queued))
+            task = asyncio.create_task(self._send(queued))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
         return len(due)
+
+    async def _heartbeat(self) -> None:
+        """Keep this sender's claims alive while it lives; a dead sender's lapse."""
+        while True:
+            await asyncio.sleep(self._leases.heartbeat)
+            if not self._sending:
+                continue  # no claims to keep
+            with contextlib.suppress(StoreUnavailable):
+                async with self._store.transaction(urgent=True) as tx:
+                    await tx.outbox.prolong_claims(self._holder, self._clock() + self._leases.claim)
 
     async def _idle(self, wake: asyncio.Event, checked: datetime) -> None:
         async with self._store.transaction() as tx:
-            next_at = await tx.next_message_at()
+            next_at = await tx.outbox.next_due_at()
         waits = [IDLE_WAIT]
         if next_at is not None and next_at > checked:
             waits.append((next_at - self._clock()).total_seconds())
         elif next_at is not None:
-            # Due by `checked`, so seen and passed over: its chat is sending (its end
-            # wakes us), waiting out its gap (timed below), or the other loop's. Waking
-            # at its time would poll the store nonstop; now and then is enough to catch
-            # a later one it hides.
+            # Due by `checked` yet not taken: the other loop's kind. Waking at its time
+            # would poll the store nonstop; now and then is enough to catch a later
+            # one it hides.
             waits.append(PASSED_OVER_WAIT)
-        soonest_chat = self._gap.soonest()
-        if soonest_chat is not None:
-            waits.append(soonest_chat)
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
         # cancellation that lands as the event fires, and shutdown would never end.
         with contextlib.suppress(TimeoutError):
@@ -153,10 +177,11 @@ class Outbox:
         chat = queued.message.chat
         try:
             await self._attempt(queued)
+        except StoreError as error:  # its claim lapses, and it is taken again
+            log.warning("outbox: message %s to %s not recorded: %s", queued.id, chat, error)
         except Exception:
-            log.exception("outbox: message %s to %s could not be recorded", queued.id, chat)
+            log.exception("outbox: message %s to %s failed unexpectedly", queued.id, chat)
         finally:
-            self._sending.pop(chat, None)
             self._progress.set()
             self.wake()
 
@@ -172,8 +197,7 @@ class Outbox:
         try:
             sent_id = await messenger.deliver(delivery)
         except RetryLater as wait:
-            self._gap.use(queued.message.chat, wait.seconds)
-            await self._retry(queued, timedelta(seconds=wait.seconds), str(wait))
+            await self._retry(queued, timedelta(seconds=wait.seconds), str(wait), pause=True)
         except PermanentDelivery as error:
             await self._drop(queued, str(error))
         except Exception as error:  # network trouble, or a channel bug: keep the message
@@ -186,8 +210,8 @@ class Outbox:
         if message.link_id is None:
             return Delivery(message, None, None)
         async with self._store.transaction() as tx:
-            link = await tx.link(message.link_id)
-            subs = await tx.subscriptions(message.link_id)
+            link = await tx.links.get(message.link_id)
+            subs = await tx.subscriptions.for_link(message.link_id)
         mine = next((s for s in subs if s.chat == message.chat), None)
         message_id = mine.message_id if mine else None
         if message.kind is MessageKind.CAPTION and message_id is None:
@@ -198,13 +222,17 @@ class Outbox:
         message, now = queued.message, self._clock()
         # Urgent: until this commits, a crash would send the message again.
         async with self._store.transaction(urgent=True) as tx:
-            early = await tx.mark_sent(queued.id, now, sent_id)
+            early = await tx.outbox.mark_sent(queued.id, now, sent_id)
+            if self._gap:  # Telegram: one message a second to a chat
+                await tx.outbox.pause_chat(message.chat, now + self._gap)
             if message.kind is MessageKind.INVOICE and sent_id and message.link_id:
-                await tx.set_message_id(message.link_id, message.chat, sent_id)
+                await tx.subscriptions.set_message_id(message.link_id, message.chat, sent_id)
             if early is not None:  # the channel's receipt came before this record
                 await announce_receipt(tx, message, early, now)
 
-    async def _retry(self, queued: QueuedMessage, wait: timedelta, error: str) -> None:
+    async def _retry(
+        self, queued: QueuedMessage, wait: timedelta, error: str, pause: bool = False
+    ) -> None:
         log.warning(
             "outbox: message %s to %s failed (%s); retrying in %s s",
             queued.id,
@@ -212,17 +240,20 @@ class Outbox:
             error,
             wait.total_seconds(),
         )
+        again = self._clock() + wait
         async with self._store.transaction() as tx:
-            await tx.retry_message(queued.id, self._clock() + wait, error)
+            await tx.outbox.retry(queued.id, again, error)
+            if pause:  # the channel asked for quiet in this chat, not just for this message
+                await tx.outbox.pause_chat(queued.message.chat, again)
 
     async def _drop(self, queued: QueuedMessage, error: str) -> None:
         log.error("outbox: dropping message %s to %s: %s", queued.id, queued.message.chat, error)
         message, now = queued.message, self._clock()
         async with self._store.transaction() as tx:
-            await tx.drop_message(queued.id, now, error)
-            link = await tx.link(message.link_id) if message.link_id else None
+            await tx.outbox.drop(queued.id, now, error)
+            link = await tx.links.get(message.link_id) if message.link_id else None
             if link is not None and message.kind is MessageKind.INVOICE:
-                subs = await tx.subscriptions(link.id)
+                subs = await tx.subscriptions.for_link(link.id)
                 if any(s.chat == message.chat and s.role is Role.CUSTOMER for s in subs):
                     # A customer we cannot reach: the merchant forwards the link instead.
                     text = render.customer_unreachable(link, message.chat, error)
@@ -245,13 +276,13 @@ class Outbox:
 
     async def _anything_due(self) -> bool:
         async with self._store.transaction() as tx:
-            next_at = await tx.next_message_at()
+            next_at = await tx.outbox.next_due_at()
         return next_at is not None and next_at <= self._clock()
 
     async def _finish_sending(self) -> None:
         """On shutdown, let messages already handed to a channel be recorded."""
         if self._sending:
-            await asyncio.wait(list(self._sending.values()), timeout=5)
+            await asyncio.wait(list(self._sending), timeout=5)
 
 
 def _backoff(attempts: int) -> timedelta:

@@ -8,28 +8,31 @@ anything twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
 from bot import render
+from bot.cimplify_events import parse_event
 from bot.models import (
     EventType,
+    InboxEntry,
+    InboxItem,
     Link,
     MessageKind,
     Outgoing,
     Role,
     Status,
-    StoredEvent,
     Subscription,
     WebhookEvent,
     can_move,
 )
-from storage import Store, Tx
+from bot.ports import Store, Tx
 
 log = logging.getLogger(__name__)
+
+CIMPLIFY_EVENT = "cimplify.event"  # the inbox kind of a verified Cimplify webhook
 
 Clock = Callable[[], datetime]
 
@@ -39,9 +42,6 @@ class Payments:
         self._store = store
         self._clock = clock
         self._on_queued = on_queued
-        # Webhooks arrive concurrently and each asks for the backlog to be applied;
-        # one applier at a time means no stored event is applied twice.
-        self._applying = asyncio.Lock()
 
     async def apply_status(
         self, link_id: str, new: Status, reference: str | None = None
@@ -54,71 +54,46 @@ class Payments:
             self._on_queued()
         return moved
 
-    async def apply_event(self, stored: StoredEvent) -> None:
-        """Apply one stored webhook event and mark it applied, in one transaction."""
+    async def handle_event(self, item: InboxItem) -> None:
+        """The inbox's handler for a stored Cimplify event: apply it in one transaction.
+
+        Its signature was checked before it was stored. Applying it twice (a crash
+        before the inbox marked it) changes nothing: every step is conditional.
+        """
+        event = parse_event(item.entry.body.encode())
         now = self._clock()
         async with self._store.transaction() as tx:
-            await _apply(tx, stored.event, now)
-            await tx.mark_applied(stored.event.id, now)
+            await _apply(tx, event, now)
         self._on_queued()
 
-    async def apply_pending_events(self, batch: int = 10) -> int:
-        """Apply every stored event not yet applied (after a crash, say); how many.
 
-        Up to `batch` events share a transaction: under a burst of webhooks one commit
-        a batch, not one an event. Small, so webhooks waiting to be stored (the same
-        store, one transaction at a time) are not held up for long.
-        """
-        async with self._applying:
-            total = 0
-            while True:
-                applied = await self._apply_some(batch)
-                total += applied
-                if applied < batch:
-                    return total
-
-    async def _apply_some(self, batch: int) -> int:
-        try:
-            return await self._apply_together(batch)
-        except Exception:
-            if batch == 1:
-                raise
-            # One at a time instead: those before the failing event still apply, and
-            # the failing one raises as it would alone.
-            log.exception("applying %d stored events together failed; one at a time", batch)
-            applied = 0
-            while applied < batch and await self._apply_together(1):
-                applied += 1
-            return applied
-
-    async def _apply_together(self, batch: int) -> int:
-        """Apply the oldest `batch` unapplied events in one transaction; how many."""
-        now = self._clock()
-        async with self._store.transaction() as tx:
-            pending = await tx.unapplied_events(batch)
-            for stored in pending:
-                await _apply(tx, stored.event, now)
-                await tx.mark_applied(stored.event.id, now)
-        if pending:
-            self._on_queued()
-        return len(pending)
+def event_entry(event: WebhookEvent, body: bytes) -> InboxEntry:
+    """How a verified Cimplify event is stored in the inbox: under its id, and in its
+    order's lane, so that one order's events apply one at a time, in the order received."""
+    return InboxEntry(
+        source="cimplify",
+        source_id=event.id,
+        kind=CIMPLIFY_EVENT,
+        lane=f"order:{event.order_id}",
+        body=body.decode(),
+    )
 
 
 async def move(
     tx: Tx, link_id: str, new: Status, now: datetime, reference: str | None
 ) -> Link | None:
     """Within `tx`: the conditional update, then the messages for every subscriber."""
-    link = await tx.link(link_id)
+    link = await tx.links.get(link_id)
     if link is None or link.confirmed_at is not None or not can_move(link.status, new):
         return None
-    if not await tx.move_status(link_id, link.status, new, now, reference):
+    if not await tx.links.move_status(link_id, link.status, new, now, reference):
         return None
     log.info("order %s (link %s): %s -> %s", link.order_id, link_id, link.status, new)
     link = replace(link, status=new, status_changed_at=now, reference=reference or link.reference)
     if new.is_final:
-        await tx.schedule_poll(link_id, None)
-    subscribers = await tx.subscriptions(link_id)
-    await tx.enqueue(_announce(link, subscribers, render.status_change, now), now)
+        await tx.polls.schedule(link_id, None)
+    subscribers = await tx.subscriptions.for_link(link_id)
+    await tx.outbox.enqueue(_announce(link, subscribers, render.status_change, now), now)
     return link
 
 
@@ -160,27 +135,27 @@ async def _apply(tx: Tx, event: WebhookEvent, now: datetime) -> None:
 async def _link_for(tx: Tx, event: WebhookEvent) -> Link | None:
     # `order.completed` speaks of the order and may carry no token (CONTRACT §2).
     if event.token:
-        link = await tx.link_by_token(event.token)
+        link = await tx.links.by_token(event.token)
         if link is not None:
             return link
-    return await tx.latest_link_for_order(event.order_id)
+    return await tx.links.latest_for_order(event.order_id)
 
 
 async def _confirm(tx: Tx, link: Link, event: WebhookEvent, now: datetime) -> None:
     if link.confirmed_at is not None:
         return  # a repeat, or the other of payment.succeeded / order.completed
-    subscribers = await tx.subscriptions(link.id)
+    subscribers = await tx.subscriptions.for_link(link.id)
     if event.amount is not None and event.amount != link.total:
         # Never "Confirmed" for money that did not arrive as invoiced.
         log.error(
             "webhook %s: paid %s, link %s expects %s", event.id, event.amount, link.id, link.total
         )
         text = render.amount_mismatch(link, event.amount)
-        await tx.enqueue(
+        await tx.outbox.enqueue(
             [Outgoing(s.chat, MessageKind.TEXT, text, link.id) for s in subscribers], now
         )
         return
-    if not await tx.confirm(link.id, now, event.reference):
+    if not await tx.links.confirm(link.id, now, event.reference):
         return
     log.info("order %s (link %s): Confirmed by webhook %s", link.order_id, link.id, event.id)
     link = replace(
@@ -190,4 +165,4 @@ async def _confirm(tx: Tx, link: Link, event: WebhookEvent, now: datetime) -> No
         reference=event.reference or link.reference,
         next_poll_at=None,
     )
-    await tx.enqueue(_announce(link, subscribers, render.confirmed, now), now)
+    await tx.outbox.enqueue(_announce(link, subscribers, render.confirmed, now), now)

@@ -295,4 +295,3 @@ class Store(Protocol):
 
     async def ping(self) -> bool:
         """True when the store answers a trivial query."""
-

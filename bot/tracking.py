@@ -18,11 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.cimplify import CimplifyClient
-from bot.errors import CimplifyError, CimplifyUnavailable, LinkExpired, LinkNotFound
+from bot.errors import (
+    CimplifyError,
+    CimplifyUnavailable,
+    LinkExpired,
+    LinkNotFound,
+    StoreError,
+    StoreUnavailable,
+)
 from bot.models import Link, Status
 from bot.pacing import TokenBucket
 from bot.payments import Payments
-from storage import Store
+from bot.ports import Store
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,8 @@ CLAIM_SECONDS = 0.1
 # payments come first otherwise, and enough of them would use the whole budget
 # and leave a new payment starting, or an expiry, unseen for good.
 FAIR_EVERY = 4
+# A claimed link's next poll until the policy sets it, in the same transaction.
+CLAIM_LEASE = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -108,28 +117,35 @@ class Tracker:
                         task.add_done_callback(self._polls.discard)
                     if not due:
                         await self._idle()
-                except Exception:  # the store locked or full: the schedule waits in it
-                    log.exception("poller: the store failed; trying again in a second")
+                except StoreUnavailable as error:  # the schedule waits in the store
+                    log.error("poller: the store failed (%s); trying again in a second", error)
+                    await asyncio.sleep(1.0)
+                except Exception:
+                    log.exception("poller: unexpected error, a bug; trying again in a second")
                     await asyncio.sleep(1.0)
         finally:
             for task in list(self._polls):
                 task.cancel()
 
     async def _claim_due(self) -> list[Link]:
-        """Take the due links, moving payments first (but see FAIR_EVERY), and push
-        each one's next poll ahead, so none is taken twice."""
+        """Take the due links, moving payments first (but see FAIR_EVERY), and set each
+        one's next poll by the policy, in the claim's transaction.
+
+        The claim is atomic in the store, so no link is taken by two pollers, in this
+        process or another; a poller that dies leaves each link due at its next poll.
+        """
         now = self._clock()
         self._claims += 1
         moving_first = self._claims % FAIR_EVERY != 0
         async with self._store.transaction() as tx:
-            due = await tx.due_links(now, limit=self._claim, moving_first=moving_first)
+            due = await tx.polls.claim_due(now, self._claim, now + CLAIM_LEASE, moving_first)
             for link in due:
-                await tx.schedule_poll(link.id, self.policy.next_poll(link, now))
+                await tx.polls.schedule(link.id, self.policy.next_poll(link, now))
         return due
 
     async def _idle(self) -> None:
         async with self._store.transaction() as tx:
-            next_at = await tx.next_poll_at()
+            next_at = await tx.polls.next_due_at()
         wait = 5.0 if next_at is None else (next_at - self._clock()).total_seconds()
         self._wake.clear()
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
@@ -179,15 +195,15 @@ class Tracker:
 
     async def _schedule(self, link_id: str, at: datetime | None) -> None:
         async with self._store.transaction() as tx:
-            current = await tx.link(link_id)
+            current = await tx.links.get(link_id)
             if current is not None and current.next_poll_at is not None:
-                await tx.schedule_poll(link_id, at)
+                await tx.polls.schedule(link_id, at)
 
     async def poll_quietly(self, link: Link) -> None:
         """One scheduled poll: its failures are logged, and the schedule already holds the next."""
         try:
             await self.poll(link)
-        except CimplifyError as error:
+        except (CimplifyError, StoreError) as error:
             log.warning("link %s: poll failed: %s", link.id, error)
         except Exception:
-            log.exception("link %s: poll failed", link.id)
+            log.exception("link %s: poll failed with an unexpected error", link.id)

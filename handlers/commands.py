@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot import render
-from bot.errors import ChannelOff, CimplifyUnavailable, InvalidOrderId, PaybotError
+from bot.errors import (
+    ChannelOff,
+    CimplifyUnavailable,
+    InvalidOrderId,
+    PaybotError,
+    StoreError,
+)
 from bot.invoices import Invoices
 from bot.models import (
     ChatRef,
@@ -24,8 +30,8 @@ from bot.models import (
     parse_order_id,
 )
 from bot.phones import parse_phone
+from bot.ports import Store
 from bot.tracking import Tracker
-from storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -86,21 +92,23 @@ class Conversation:
         }.get(command.name, self._unknown if command.is_merchant else self._help)
         try:
             await handler(command)
+        except StoreError:
+            raise  # not the sender's doing: the inbox keeps the command and tries again
         except PaybotError as error:
             log.info("/%s from %s: %s", command.name, command.chat, error)
             await self.reply(command.chat, render.explain(error, _order_arg(command)))
 
     async def reply(self, chat: ChatRef, text: str) -> None:
         async with self._store.transaction() as tx:
-            await tx.enqueue([Outgoing(chat, MessageKind.TEXT, text)], self._clock())
+            await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], self._clock())
         self._on_queued()
 
     async def refresh(self, chat: ChatRef, link_id: str) -> str:
         """A "Refresh status" button: poll now; the words for the button's answer."""
         async with self._store.transaction() as tx:
-            link = await tx.link(link_id)
+            link = await tx.links.get(link_id)
             subscribed = link is not None and any(
-                sub.chat == chat for sub in await tx.subscriptions(link_id)
+                sub.chat == chat for sub in await tx.subscriptions.for_link(link_id)
             )
         if link is None or not subscribed:
             return "That link is not one of this chat's."
@@ -138,7 +146,7 @@ class Conversation:
 
     async def _customer_status(self, command: Command) -> None:
         async with self._store.transaction() as tx:
-            links = await tx.links_for_chat(command.chat)
+            links = await tx.links.subscribed_by(command.chat)
         await self.reply(command.chat, render.customer_status(links[:5], self._clock()))
 
     async def _status(self, command: Command) -> None:
@@ -147,7 +155,7 @@ class Conversation:
             return
         order_id = parse_order_id(command.args[0])
         async with self._store.transaction() as tx:
-            link = await tx.latest_link_for_order(order_id)
+            link = await tx.links.latest_for_order(order_id)
         if link is None:
             await self.reply(command.chat, render.no_link(order_id))
             return
@@ -165,9 +173,11 @@ class Conversation:
     async def _customer_deliveries(self, link: Link) -> list[tuple[ChatRef, DeliveryStatus | None]]:
         """Whether each customer's copy of the invoice reached them."""
         async with self._store.transaction() as tx:
-            customers = [s.chat for s in await tx.subscriptions(link.id) if s.role is Role.CUSTOMER]
+            customers = [
+                s.chat for s in await tx.subscriptions.for_link(link.id) if s.role is Role.CUSTOMER
+            ]
             return [
-                (chat, await tx.delivery_status(link.id, chat, MessageKind.INVOICE))
+                (chat, await tx.outbox.delivery_status(link.id, chat, MessageKind.INVOICE))
                 for chat in customers
             ]
 
@@ -177,12 +187,14 @@ class Conversation:
             return link
         polled = await self._tracker.poll(link, patient=True)
         async with self._store.transaction() as tx:
-            return await tx.link(link.id) or polled or link
+            return await tx.links.get(link.id) or polled or link
 
     async def _open(self, command: Command) -> None:
         now = self._clock()
         async with self._store.transaction() as tx:
-            links = [link for link in await tx.links_for_chat(command.chat) if link.is_live(now)]
+            links = [
+                link for link in await tx.links.subscribed_by(command.chat) if link.is_live(now)
+            ]
         await self.reply(command.chat, render.open_links(links, now))
 
     async def _help(self, command: Command) -> None:

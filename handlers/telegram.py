@@ -1,20 +1,20 @@
 """python-telegram-bot glue: updates in, messages and edits out.
 
 Nothing here decides anything: an update becomes a `Command` for
-handlers.commands, and an outbox `Delivery` becomes one Bot API call. Long
-polling is handlers.telegram_polling's: updates are stored before confirmed.
+handlers.commands, and an outbox `Delivery` becomes one Bot API call. Updates,
+long-polled (handlers.telegram_polling) or posted to the webhook route, are
+stored in the inbox first; the inbox hands each back to `handle_update`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import ipaddress
+import json
 import logging
 import os
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from telegram import (
@@ -36,16 +36,14 @@ from telegram.ext import (
 
 from bot.errors import PermanentDelivery, RetryLater, TransientDelivery
 from bot.invoices import qr_png
-from bot.models import Button, ChatRef, MessageKind, Role
+from bot.models import Button, ChatRef, InboxEntry, InboxItem, MessageKind, Role
 from bot.outbox import Delivery
 from handlers.commands import Command, Conversation
-from handlers.telegram_polling import UpdatePolling
-from storage import Store
+from handlers.telegram_polling import StoreBatch, UpdatePolling, update_entry
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
-HANDLING_GRACE = 5.0  # seconds for commands in hand when paybot stops
 # A slow Cimplify must not hold up everyone else's commands.
 CONCURRENT_UPDATES = 64
 COMMANDS = ("invoice", "status", "open", "start", "help")
@@ -66,8 +64,7 @@ class TelegramChannel:
         api_base: str,
         merchants: frozenset[int],
         conversation: Conversation,
-        store: Store,
-        clock: Callable[[], datetime],
+        store_batch: StoreBatch,
     ) -> None:
         # PTB 22 warns on every time period read as int (RetryAfter's among them) unless
         # this opt-in to timedelta values is set; paybot reads either.
@@ -80,9 +77,7 @@ class TelegramChannel:
             self.app.add_handler(CommandHandler(name, self._on_command))
         self.app.add_handler(MessageHandler(filters.COMMAND, self._on_command))
         self.app.add_handler(CallbackQueryHandler(self._on_button, pattern=r"^refresh:"))
-        self.polling = UpdatePolling(
-            self.app.bot, self.app.process_update, store, clock, CONCURRENT_UPDATES
-        )
+        self.polling = UpdatePolling(self.app.bot, store_batch)
 
     async def start(self) -> None:
         await self.app.initialize()
@@ -94,19 +89,8 @@ class TelegramChannel:
         await self.polling.start()
 
     async def stop_receiving(self) -> None:
-        """No more updates; the bot can still send (the outbox may be finishing).
-
-        Commands being handled get HANDLING_GRACE seconds to finish: one stuck on a
-        slow Cimplify must not hold SIGTERM past its 10 s, so it is given up. It stays
-        stored as not handled, and is handled at the next start.
-        """
+        """No more updates; the bot can still send (the outbox may be finishing)."""
         await self.polling.stop_fetching()
-        try:
-            async with asyncio.timeout(HANDLING_GRACE):
-                await self.polling.finish_handling()
-        except TimeoutError:
-            log.warning("telegram: commands still being handled were left for the next start")
-            await self.polling.abandon()
         if self.app.running:
             await self.app.stop()
 
@@ -119,16 +103,25 @@ class TelegramChannel:
         """X-Telegram-Bot-Api-Secret-Token check, in constant time."""
         return header is not None and hmac.compare_digest(header, self.webhook_secret)
 
-    async def process_webhook_update(self, data: object) -> None:
-        """An update posted to /webhooks/telegram: handled before the 200, so none is lost.
+    def webhook_entry(self, data: object) -> InboxEntry:
+        """An update posted to /webhooks/telegram, as the inbox stores it.
 
         ValueError when `data` is not an Update.
         """
         try:
-            update = Update.de_json(data, self.app.bot)  # type: ignore[arg-type]
-            await self.app.process_update(update)  # handlers' own errors stay inside PTB
+            return update_entry(self._update(data))
         except Exception as error:  # PTB reads fields unchecked: junk raises anything
             raise ValueError(f"not an update: {type(error).__name__}") from None
+
+    async def handle_update(self, item: InboxItem) -> None:
+        """The inbox's handler for a stored update. Handlers' own errors stay inside PTB."""
+        await self.app.process_update(self._update(json.loads(item.entry.body)))
+
+    def _update(self, data: object) -> Update:
+        update = Update.de_json(data, self.app.bot)  # type: ignore[arg-type]
+        if not isinstance(update, Update) or type(update.update_id) is not int:
+            raise ValueError("not an update")
+        return update
 
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, user = update.effective_message, update.effective_user

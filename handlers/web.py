@@ -1,9 +1,9 @@
 """The bot's own HTTP server: Cimplify webhooks, Telegram webhook updates, QR images, health.
 
-A Cimplify webhook is verified on its raw bytes, stored under its id, and only
-then answered `2xx`; it is applied after the answer. A crash between the two
-loses nothing: stored events not yet applied are applied at start. Webhooks that
-arrive together share one commit (bot/webhook_intake.py).
+A webhook (Cimplify's, Telegram's, Twilio's) is checked, stored in the inbox under
+its sender's id, and only then answered `2xx`; it is handled after the answer, by
+whichever process claims it (bot/inbox.py). Webhooks that arrive together share
+one commit.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
-from datetime import datetime
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,14 +18,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.cimplify import WebhookVerifier
-from bot.errors import InvalidWebhook
+from bot.errors import InvalidWebhook, StoreError, StoreRejected
+from bot.inbox import Intake
 from bot.invoices import qr_png
-from bot.payments import Payments
-from bot.webhook_intake import WebhookIntake
+from bot.models import InboxEntry
+from bot.payments import event_entry
+from bot.ports import Store
 from handlers.serving import read_body
 from handlers.telegram import TelegramChannel
 from handlers.whatsapp import WhatsAppChannel
-from storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,7 @@ class WebRoutes:
         self,
         store: Store,
         verifier: WebhookVerifier,
-        payments: Payments,
-        clock: Callable[[], datetime],
+        intake: Intake,
         telegram: TelegramChannel | None = None,
         whatsapp: WhatsAppChannel | None = None,
     ) -> None:
@@ -48,7 +46,7 @@ class WebRoutes:
         self._verifier = verifier
         self._telegram = telegram
         self._whatsapp = whatsapp
-        self._intake = WebhookIntake(store, payments, clock)
+        self._intake = intake
 
     def app(self) -> Starlette:
         return Starlette(
@@ -71,16 +69,28 @@ class WebRoutes:
         except InvalidWebhook as error:
             log.warning("cimplify webhook refused: %s", error)
             return _error(error.status_code, str(error))
-        try:
-            fresh = await self._intake.record(event, body)
-        except Exception:
-            # Not stored, so not acknowledged: Cimplify will deliver it again.
-            log.exception("cimplify webhook %s could not be stored", event.id)
-            return _error(503, "could not store the event; deliver it again")
+        fresh = await self._stored(event_entry(event, body))
+        if isinstance(fresh, Response):
+            return fresh
         return JSONResponse({"received": event.id, "duplicate": not fresh})
 
+    async def _stored(self, entry: InboxEntry) -> bool | Response:
+        """Store the entry: whether it was new, or the answer when it could not be stored.
+
+        Not stored, not acknowledged: the sender delivers it again, unless it never
+        can be stored (then a 400, so that it stops trying).
+        """
+        try:
+            return await self._intake.store(entry)
+        except StoreRejected as error:
+            log.warning("%s %s refused by the store: %s", entry.kind, entry.source_id, error)
+            return _error(400, "this cannot be stored")
+        except StoreError as error:
+            log.warning("%s %s could not be stored: %s", entry.kind, entry.source_id, error)
+            return _error(503, "could not store it; deliver it again")
+
     async def drain(self) -> None:
-        """Wait for events being stored and applied (on shutdown)."""
+        """Wait for webhooks being stored (on shutdown)."""
         await self._intake.drain()
 
     async def telegram_webhook(self, request: Request) -> Response:
@@ -97,10 +107,11 @@ class WebRoutes:
         if not isinstance(data, dict):
             return _error(400, "not an update")
         try:
-            await self._telegram.process_webhook_update(data)
+            entry = self._telegram.webhook_entry(data)
         except ValueError:
             return _error(400, "not an update")
-        return JSONResponse({"ok": True})
+        stored = await self._stored(entry)
+        return stored if isinstance(stored, Response) else JSONResponse({"ok": True})
 
     async def twilio_inbound(self, request: Request) -> Response:
         if self._whatsapp is None:
@@ -118,7 +129,7 @@ class WebRoutes:
         if not name.endswith(".png") or not _LINK_ID.fullmatch(link_id):
             return _error(404, "no such image")
         async with self._store.transaction() as tx:
-            link = await tx.link(link_id)
+            link = await tx.links.get(link_id)
         if link is None:
             return _error(404, "no such image")
         return Response(

@@ -1,11 +1,10 @@
 """WhatsApp through Twilio: signed webhooks in, outbox messages out (handlers.whatsapp_send).
 
-An inbound message is checked against its `X-Twilio-Signature`, stored under
-its MessageSid, and only then answered `200` with empty TwiML; it is handled
-after the answer, in the background. Answers go out through the outbox, never
-as TwiML, so they share its durability and pacing. A crash between storing
-and handling loses nothing: `handle_pending` at start handles what is left.
-A crash after handling and before it is marked handled answers it twice.
+An inbound message or status callback is checked against its
+`X-Twilio-Signature`, stored in the inbox under Twilio's id, and only then
+answered; the inbox hands it back to `handle_message` or `handle_receipt`
+(bot/inbox.py), in order within a chat, whichever process claims it. Answers go
+out through the outbox, never as TwiML, so they share its durability and pacing.
 
 Signatures are checked against `PAYBOT_PUBLIC_URL` + the route's path, the URL
 Twilio was given, never the URL this server sees (behind a proxy they differ).
@@ -13,7 +12,7 @@ Twilio was given, never the URL this server sees (behind a proxy they differ).
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -28,11 +27,13 @@ from starlette.responses import Response
 from twilio.request_validator import RequestValidator
 
 from bot.config import Settings
-from bot.models import ChatRef, DeliveryStatus, InboundMessage
+from bot.errors import StoreError
+from bot.inbox import Intake
+from bot.models import ChatRef, DeliveryStatus, InboxEntry, InboxItem
+from bot.ports import Store
 from handlers.commands import Command, Conversation
 from handlers.serving import read_body
 from handlers.whatsapp_send import STATUS_PATH, WhatsAppMessenger, twilio_account
-from storage import Store
 
 if TYPE_CHECKING:
     from bot.deliveries import Deliveries
@@ -43,8 +44,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "whatsapp"
 INBOUND_PATH = "/webhooks/twilio"
-# Twilio's webhooks are a few hundred bytes of form fields; refuse anything larger unread.
-BATCH = 20
+WHATSAPP_MESSAGE = "whatsapp.message"  # inbox kinds
+WHATSAPP_RECEIPT = "whatsapp.receipt"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 _FROM = re.compile(r"whatsapp:(\+[1-9][0-9]{6,14})")
@@ -69,6 +70,7 @@ class WhatsAppChannel:
         conversation: Conversation,
         deliveries: Deliveries,
         clock: Callable[[], datetime],
+        intake: Intake,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         _, token, _ = twilio_account(settings)
@@ -81,9 +83,7 @@ class WhatsAppChannel:
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         self.messenger = WhatsAppMessenger(settings, store, self._http, clock)
-        self._lock = asyncio.Lock()
-        self._handling: set[asyncio.Task[None]] = set()
-        self._run_queued = False
+        self._intake = intake
 
     async def inbound(self, request: Request) -> Response:
         """POST /webhooks/twilio: a message from a WhatsApp user, stored before the 200."""
@@ -94,18 +94,10 @@ class WhatsAppChannel:
         number = _FROM.fullmatch(sender or "")
         if number is None or sid is None or not _MESSAGE_SID.fullmatch(sid):
             return _refuse(400, "expected one From of whatsapp:+E164 and one MessageSid")
-        chat = ChatRef(CHANNEL, number.group(1))
-        message = InboundMessage(chat, sid, _single(form, "Body") or "", self._clock())
-        try:
-            async with self._store.transaction() as tx:
-                fresh = await tx.record_inbound(message)
-        except Exception:
-            # Not stored, so not acknowledged: Twilio may deliver it again.
-            log.exception("whatsapp: message %s from %s could not be stored", sid, chat)
-            return _refuse(503, "could not store the message")
-        if fresh:
-            self._handle_soon()
-        return Response(EMPTY_TWIML, media_type="text/xml")
+        body = json.dumps({"from": number.group(1), "text": _single(form, "Body") or ""})
+        lane = f"{CHANNEL}:{number.group(1)}"
+        refused = await self._store_entry(InboxEntry("twilio", sid, WHATSAPP_MESSAGE, lane, body))
+        return refused or Response(EMPTY_TWIML, media_type="text/xml")
 
     async def status_callback(self, request: Request) -> Response:
         """POST /webhooks/twilio/status: how far one of our messages got."""
@@ -122,12 +114,36 @@ class WhatsAppChannel:
             code = _single(form, "ErrorCode") or ""
             shown = code if _ERROR_CODE.fullmatch(code) else "not given"
             log.warning("whatsapp: message %s was %s (Twilio error %s)", sid, raw, shown)
+        body = json.dumps({"sid": sid, "status": status.value})
+        entry = InboxEntry(
+            "twilio-status", f"{sid}:{raw}", WHATSAPP_RECEIPT, f"receipt:{sid}", body
+        )
+        return await self._store_entry(entry) or Response(status_code=204)
+
+    async def _store_entry(self, entry: InboxEntry) -> Response | None:
+        """Store it before the answer; the refusal when it could not be stored."""
         try:
-            await self._deliveries.apply(CHANNEL, sid, status)
-        except Exception:
-            log.exception("whatsapp: receipt %s for %s could not be recorded", raw, sid)
-            return _refuse(503, "could not record the receipt")
-        return Response(status_code=204)
+            await self._intake.store(entry)
+        except StoreError as error:
+            # Not stored, so not acknowledged: Twilio delivers it again.
+            log.warning(
+                "whatsapp: %s %s could not be stored: %s", entry.kind, entry.source_id, error
+            )
+            return _refuse(503, "could not store it; deliver it again")
+        return None
+
+    async def handle_message(self, item: InboxItem) -> None:
+        """The inbox's handler for a stored inbound message: note the contact, answer it."""
+        fields = json.loads(item.entry.body)
+        chat = ChatRef(CHANNEL, fields["from"])
+        async with self._store.transaction() as tx:
+            await tx.contacts.note_inbound(chat, item.received_at)
+        await self._conversation.handle(self.command(chat, fields["text"]))
+
+    async def handle_receipt(self, item: InboxItem) -> None:
+        """The inbox's handler for a stored status callback."""
+        fields = json.loads(item.entry.body)
+        await self._deliveries.apply(CHANNEL, fields["sid"], DeliveryStatus(fields["status"]))
 
     async def _signed_form(self, request: Request, path: str) -> MultiDict | Response:
         """The form fields, once the signature over public URL + path holds; else the refusal."""
@@ -147,84 +163,18 @@ class WhatsAppChannel:
             return _refuse(403, "bad X-Twilio-Signature")
         return form
 
-    def _handle_soon(self) -> None:
-        if self._run_queued:  # a run that has not started yet will see this message too
-            return
-        self._run_queued = True
-        task = asyncio.create_task(self._queued_run())
-        self._handling.add(task)
-        task.add_done_callback(self._handling.discard)
-
-    async def _queued_run(self) -> None:
-        async with self._lock:
-            self._run_queued = False
-            await self._handle_stored()
-
-    async def handle_pending(self) -> None:
-        """Handle stored messages not handled yet, oldest first; one caller at a time."""
-        async with self._lock:
-            await self._handle_stored()
-
-    async def _handle_stored(self) -> None:
-        while True:
-            try:
-                async with self._store.transaction() as tx:
-                    batch = await tx.unhandled_inbound(BATCH)
-            except Exception:  # they stay stored; the next message or a restart retries
-                log.exception("whatsapp: could not read the stored messages")
-                return
-            if not batch or not await self._handle_batch(batch):
-                return
-
-    async def _handle_batch(self, batch: list[InboundMessage]) -> bool:
-        """Each chat's messages in order, chats side by side; False when the store failed."""
-        by_chat: dict[ChatRef, list[InboundMessage]] = {}
-        for message in batch:
-            by_chat.setdefault(message.chat, []).append(message)
-        marked = await asyncio.gather(*(self._handle_chat(msgs) for msgs in by_chat.values()))
-        return all(marked)
-
-    async def _handle_chat(self, messages: list[InboundMessage]) -> bool:
-        for message in messages:
-            if not await self._handle_one(message):
-                return False
-        return True
-
-    async def _handle_one(self, message: InboundMessage) -> bool:
-        """Answer it, then mark it handled; False when the marking failed."""
-        sid, chat = message.message_id, message.chat
-        try:
-            await self._conversation.handle(self.command(message))
-        except Exception:  # one bad message must not stop the rest
-            log.exception("whatsapp: message %s from %s failed", sid, chat)
-        try:
-            async with self._store.transaction() as tx:
-                await tx.mark_handled(chat, sid, self._clock())
-        except Exception:
-            log.exception("whatsapp: message %s from %s could not be marked handled", sid, chat)
-            return False
-        return True
-
-    def command(self, message: InboundMessage) -> Command:
+    def command(self, chat: ChatRef, text: str) -> Command:
         """`invoice 1001`, `/Invoice 1001`: a name without slash, lower case; then the args."""
-        words = message.text.split()
+        words = text.split()
         name = words[0].lstrip("/").lower() if words else "help"
-        sender = message.chat.chat_id
+        sender = chat.chat_id
         return Command(
-            chat=message.chat,
+            chat=chat,
             sender=sender,
             is_merchant=sender in self._settings.whatsapp_merchants,
             name=name,
             args=tuple(words[1:]),
         )
-
-    async def drain(self) -> None:
-        """Wait for messages being handled (on shutdown); what is left is handled at start."""
-        if self._handling:
-            _, late = await asyncio.wait(list(self._handling), timeout=5)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
 
     async def aclose(self) -> None:
         if self._own_http:

@@ -38,7 +38,7 @@ from bot.config import Settings
 from bot.errors import ChannelOff, PermanentDelivery, RetryLater, TransientDelivery
 from bot.models import ChatRef, Link, MessageKind
 from bot.outbox import Delivery
-from storage import Store
+from bot.ports import Store
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class WhatsAppMessenger:
 
     async def _in_window(self, chat: ChatRef) -> bool:
         async with self._store.transaction() as tx:
-            last = await tx.last_inbound_at(chat)
+            last = await tx.contacts.last_inbound_at(chat)
         return last is not None and self._clock() - last < WINDOW
 
     def _free_form(self, delivery: Delivery) -> dict[str, str]:

@@ -10,7 +10,9 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import secrets
+import socket
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,21 +21,24 @@ from typing import Any
 from bot.cimplify import CimplifyClient, WebhookVerifier
 from bot.config import Settings
 from bot.deliveries import Deliveries
+from bot.inbox import Handler, InboxWorker, Intake, Leases
 from bot.invoices import Invoices
 from bot.models import utcnow
 from bot.outbox import Messenger, Outbox
-from bot.payments import Payments
+from bot.payments import CIMPLIFY_EVENT, Payments
 from bot.tracking import PollPolicy, Tracker
 from handlers.commands import Conversation, CustomerReach
 from handlers.serving import HttpServer
 from handlers.telegram import TelegramChannel, TelegramMessenger
+from handlers.telegram_polling import TELEGRAM_UPDATE
 from handlers.web import WebRoutes
-from handlers.whatsapp import WhatsAppChannel
+from handlers.whatsapp import WHATSAPP_MESSAGE, WHATSAPP_RECEIPT, WhatsAppChannel
 from sandbox import Sandbox, SandboxServer
-from storage.sqlite import SqliteStore
+from storage import store_for
 
 log = logging.getLogger(__name__)
 
+HANDLING_GRACE = 5.0  # seconds for inputs in hand when paybot stops; the rest wait stored
 MERCHANT_SETTINGS = {"telegram": "TELEGRAM_MERCHANTS", "whatsapp": "WHATSAPP_MERCHANTS"}
 
 
@@ -48,6 +53,7 @@ class Tuning:
     cimplify_retry_budget: float = 20.0
     cimplify_timeout: float = 10.0
     messengers: Mapping[str, Messenger] = field(default_factory=dict)
+    leases: Leases = field(default_factory=Leases)
 
 
 class Paybot:
@@ -56,8 +62,10 @@ class Paybot:
     def __init__(self, settings: Settings, tuning: Tuning | None = None) -> None:
         self.settings = settings
         self.tuning = tuning or Tuning()
-        self.store = SqliteStore(settings.database)
+        self.store = store_for(settings.database)
         self.sandbox: Sandbox | None = None
+        # Names this process's claims in the store, so its heartbeat keeps them alive.
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stack = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
@@ -76,25 +84,20 @@ class Paybot:
         self.web = WebRoutes(
             self.store,
             WebhookVerifier(webhook_secret),
-            self.payments,
-            self.tuning.clock,
+            self.intake,
             self.telegram,
             self.whatsapp,
         )
         await self._listen()
-        await self.payments.apply_pending_events()  # acknowledged before a crash, not applied
         # Channels close after the outbox stops (exits run in reverse order): it sends with them.
         if self.whatsapp is not None:
             self._stack.push_async_callback(self.whatsapp.aclose)
         if self.telegram is not None:
             self._stack.push_async_callback(self.telegram.close)
-        self._run_in_background(self.outbox.run(), self.tracker.run())
-        self._stack.push_async_callback(self.outbox.flush)  # runs before the cancel above
-        if self.whatsapp is not None:
-            self._stack.push_async_callback(self.whatsapp.drain)
-            # Messages stored before a crash and not yet handled; in the background, so a
-            # slow Cimplify does not hold up the start.
-            self._run_in_background(self.whatsapp.handle_pending())
+        self._run_in_background(self.outbox.run(), self.tracker.run(), self.inbox.run())
+        # These run before the cancel above: entries in hand finish, due messages go out.
+        self._stack.push_async_callback(self.outbox.flush)
+        self._stack.push_async_callback(self.inbox.drain, HANDLING_GRACE)
         if self.telegram is not None:
             self._stack.push_async_callback(self.telegram.stop_receiving)
             await self.telegram.start()
@@ -103,12 +106,15 @@ class Paybot:
     def _build_core(self) -> None:
         """The parts that do no I/O of their own until asked."""
         clock, policy = self.tuning.clock, self.tuning.poll_policy
+        self.intake = Intake(self.store, clock, self._stored)
         self.payments = Payments(self.store, clock, self._queued)
         self.deliveries = Deliveries(self.store, clock, self._queued)
         self.tracker = Tracker(
             self.store, self.client, self.payments, clock, self.settings.poll_rate, policy
         )
-        self.invoices = Invoices(self.store, self.client, clock, policy, self._queued_and_tracked)
+        self.invoices = Invoices(
+            self.store, self.client, clock, policy, self._queued_and_tracked, self.holder
+        )
         reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
         self.conversation = Conversation(
             self.store,
@@ -127,7 +133,22 @@ class Paybot:
             clock,
             self.tuning.per_chat_gap,
             self.tuning.overall_rate or self.settings.send_rate,
+            self.holder,
+            self.tuning.leases,
         )
+        self.inbox = InboxWorker(
+            self.store, clock, self.holder, self._inbox_handlers(), self.tuning.leases
+        )
+
+    def _inbox_handlers(self) -> dict[str, Handler]:
+        """Which part handles each kind of stored input."""
+        handlers: dict[str, Handler] = {CIMPLIFY_EVENT: self.payments.handle_event}
+        if self.telegram is not None:
+            handlers[TELEGRAM_UPDATE] = self.telegram.handle_update
+        if self.whatsapp is not None:
+            handlers[WHATSAPP_MESSAGE] = self.whatsapp.handle_message
+            handlers[WHATSAPP_RECEIPT] = self.whatsapp.handle_receipt
+        return handlers
 
     async def stop(self) -> None:
         """Stop taking work, finish what is in flight, close everything that started."""
@@ -137,7 +158,12 @@ class Paybot:
         if not self.settings.whatsapp_enabled:
             return None
         return WhatsAppChannel(
-            self.settings, self.store, self.conversation, self.deliveries, self.tuning.clock
+            self.settings,
+            self.store,
+            self.conversation,
+            self.deliveries,
+            self.tuning.clock,
+            self.intake,
         )
 
     def _messengers(self) -> dict[str, Messenger]:
@@ -186,8 +212,7 @@ class Paybot:
             self.settings.telegram_api_base,
             self.settings.telegram_merchants,
             self.conversation,
-            self.store,
-            self.tuning.clock,
+            self.intake.store_many,
         )
 
     async def _listen(self) -> None:
@@ -202,6 +227,9 @@ class Paybot:
 
     def _queued(self) -> None:
         self.outbox.wake()
+
+    def _stored(self) -> None:
+        self.inbox.wake()
 
     def _queued_and_tracked(self) -> None:
         self.outbox.wake()

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         command = lambda: _sandbox(settings, args.port)  # noqa: E731
     try:
         return asyncio.run(command())
+    except ConfigError as error:  # found at start (an unreachable database, say)
+        print(f"paybot: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except OSError as error:

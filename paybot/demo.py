@@ -15,13 +15,13 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from paybot.app import Paybot, Tuning
 from bot.config import Settings
 from bot.invoices import qr_text
 from bot.models import ChatRef, MessageKind
 from bot.outbox import Delivery
 from bot.tracking import PollPolicy
 from handlers.commands import Command
+from paybot.app import Paybot, Tuning
 
 CHAT = ChatRef("console", "merchant")
 DEADLINE = 30.0
@@ -171,7 +171,7 @@ async def _wait_for(paybot: Paybot, console: ConsoleMessenger, words: str, seen:
     deadline = loop.time() + DEADLINE
     while loop.time() < deadline:
         async with paybot.store.transaction() as tx:
-            pending = await tx.pending_count()
+            pending = await tx.outbox.pending_count()
         if pending == 0 and any(words in text for text in console.texts[seen:]):
             return True
         await asyncio.sleep(0.05)

@@ -121,7 +121,7 @@ class World:
 
         async def pending() -> int:
             async with self.paybot.store.transaction() as tx:
-                return await tx.pending_count()
+                return await tx.outbox.pending_count()
 
         await wait_until(pending, lambda n: n == 0, timeout)
 
@@ -151,7 +151,7 @@ class World:
 
     async def link_for(self, order_id: str) -> Any:
         async with self.paybot.store.transaction() as tx:
-            return await tx.latest_link_for_order(order_id)
+            return await tx.links.latest_for_order(order_id)
 
 
 async def wait_until(

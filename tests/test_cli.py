@@ -30,7 +30,7 @@ def run_to_end(
         ({"PAYBOT_HTTP_PORT": "notaport"}, "PAYBOT_HTTP_PORT"),
         ({"TELEGRAM_MERCHANTS": "abc"}, "TELEGRAM_MERCHANTS"),
         ({"CIMPLIFY_API_BASE": "http://x"}, "CIMPLIFY_SECRET_KEY"),
-        ({"PAYBOT_DATABASE": "postgresql://u:hunter2pw@h/db"}, "PAYBOT_DATABASE"),
+        ({"PAYBOT_DATABASE": "postgresql://u:hunter2pw@h:x/db"}, "PAYBOT_DATABASE"),
         ({"TELEGRAM_BOT_TOKEN": "garbage-token-value"}, "TELEGRAM_BOT_TOKEN"),
     ],
 )
@@ -49,12 +49,17 @@ def test_a_malformed_setting_stops_the_program_with_one_line(
     assert not (tmp_path / "paybot.db").exists()  # stopped before even opening the store
 
 
-def test_postgresql_is_refused_as_not_supported_yet(tmp_path: Path) -> None:
-    code, _, stderr = run_to_end(["run"], tmp_path, {"PAYBOT_DATABASE": "postgresql://u:p@h/db"})
-    assert code != 0
-    assert stderr == [
-        "paybot: PAYBOT_DATABASE: PostgreSQL is not supported yet; give a SQLite file path"
-    ]
+def test_an_unreachable_postgresql_is_one_line_naming_the_setting_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    port, closed = free_port(), free_port()  # nothing listens on `closed`
+    url = f"postgresql://paybot:hunter2pw@127.0.0.1:{closed}/paybot"
+    env = {"PAYBOT_HTTP_PORT": str(port), "PAYBOT_DATABASE": url}
+    code, _, stderr = run_to_end(["run"], tmp_path, env)
+    assert code == 2
+    assert len(stderr) == 1 and stderr[0].startswith("paybot: PAYBOT_DATABASE: ")
+    assert "hunter2pw" not in stderr[0]
+    assert refuses_connections(port)  # stopped before anything listens
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])

@@ -135,7 +135,10 @@ MALFORMED_PLAIN = [
     ("CIMPLIFY_API_BASE", "https://api.example/#top"),
     ("CIMPLIFY_API_BASE", "https://api.example:99999"),
     ("PAYBOT_DATABASE", "mysql://db/paybot"),
-    ("PAYBOT_DATABASE", "postgres://db/paybot"),
+    ("PAYBOT_DATABASE", "postgres://db"),
+    ("PAYBOT_DATABASE", "postgresql:///paybot"),
+    ("PAYBOT_DATABASE", "postgresql://db:notaport/paybot"),
+    ("PAYBOT_DATABASE", "postgresql://db/pay bot"),
     ("PAYBOT_HTTP_HOST", "not a host"),
     ("PAYBOT_HTTP_HOST", "http://127.0.0.1"),
     ("PAYBOT_HTTP_HOST", "-bad-.example"),
@@ -197,12 +200,18 @@ def test_a_url_with_credentials_is_refused_without_quoting_them(no_dotenv: str) 
     assert "hunter2secret" not in str(raised.value)
 
 
-def test_postgresql_is_refused_for_now_without_quoting_the_url(no_dotenv: str) -> None:
-    url = "postgresql://paybot:pgpassword1@db/paybot"
+@pytest.mark.parametrize(
+    "url", ["postgresql://paybot:pgpassword1@db:5432/paybot", "postgres://paybot@db/paybot"]
+)
+def test_a_postgresql_url_is_taken_as_it_is(no_dotenv: str, url: str) -> None:
+    assert load({"PAYBOT_DATABASE": url}, no_dotenv).database == url
+
+
+def test_a_malformed_postgresql_url_is_refused_without_quoting_it(no_dotenv: str) -> None:
+    url = "postgresql://paybot:pgpassword1@db:port/paybot"
     with pytest.raises(ConfigError) as raised:
         load({"PAYBOT_DATABASE": url}, no_dotenv)
     assert raised.value.setting == "PAYBOT_DATABASE"
-    assert raised.value.problem == "PostgreSQL is not supported yet; give a SQLite file path"
     assert "pgpassword1" not in str(raised.value)
 
 

@@ -210,7 +210,7 @@ async def test_a_forged_delivery_receipt_is_refused_and_changes_nothing(wa: Worl
     assert wa.wa_count(WA_MERCHANT, "has received the payment link") == 0
     link = await wa.link_for("1001")
     async with wa.paybot.store.transaction() as tx:
-        status = await tx.delivery_status(
+        status = await tx.outbox.delivery_status(
             link.id, ChatRef("whatsapp", CUSTOMER), MessageKind.INVOICE
         )
     assert status is None

@@ -38,7 +38,9 @@ class FakeMessenger:
 
 async def queue(store: SqliteStore, *items: tuple[ChatRef, str]) -> None:
     async with store.transaction() as tx:
-        await tx.enqueue([Outgoing(chat, MessageKind.TEXT, text) for chat, text in items], utcnow())
+        await tx.outbox.enqueue(
+            [Outgoing(chat, MessageKind.TEXT, text) for chat, text in items], utcnow()
+        )
 
 
 async def running(outbox: Outbox) -> asyncio.Task[None]:
@@ -53,7 +55,7 @@ async def stop(task: asyncio.Task[None]) -> None:
 async def drained(store: SqliteStore, timeout: float = 5.0) -> None:
     async def pending() -> int:
         async with store.transaction() as tx:
-            return await tx.pending_count()
+            return await tx.outbox.pending_count()
 
     await wait_until(pending, lambda n: n == 0, timeout)
 
@@ -135,9 +137,13 @@ async def test_new_messages_and_edits_are_paced_apart(store: SqliteStore) -> Non
         for n in range(count):
             link = make_link(f"link-{n:016d}", order_id=f"O{n}")
             chat = ChatRef("fake", f"edited-{n}")
-            await tx.insert_link(link)
-            await tx.subscribe(Subscription(link.id, chat, Role.MERCHANT, message_id=str(n)))
-            await tx.enqueue([Outgoing(chat, MessageKind.CAPTION, f"edit {n}", link.id)], utcnow())
+            await tx.links.insert(link)
+            await tx.subscriptions.add(
+                Subscription(link.id, chat, Role.MERCHANT, message_id=str(n))
+            )
+            await tx.outbox.enqueue(
+                [Outgoing(chat, MessageKind.CAPTION, f"edit {n}", link.id)], utcnow()
+            )
     await queue(store, *((ChatRef("fake", f"new-{n}"), f"new {n}") for n in range(count)))
     fake = FakeMessenger()
     started = time.monotonic()

@@ -84,10 +84,10 @@ async def test_a_moving_payment_is_polled_before_a_backlog_of_idle_links(
     async with store.transaction() as tx:
         for n in range(30):
             idle = make_link(f"link-idle-{n:02d}", order_id=f"1{n:03d}")
-            await tx.insert_link(idle)
-            await tx.schedule_poll(idle.id, NOW - timedelta(minutes=30) + timedelta(seconds=n))
-        await tx.insert_link(moving)
-        await tx.schedule_poll(moving.id, NOW)
+            await tx.links.insert(idle)
+            await tx.polls.schedule(idle.id, NOW - timedelta(minutes=30) + timedelta(seconds=n))
+        await tx.links.insert(moving)
+        await tx.polls.schedule(moving.id, NOW)
     statuses = {moving.token: "awaiting_authorization"}
     asked = await tokens_polled(store, statuses, count=3, rate=20.0)  # claims 2 at a time
     assert asked[0] == moving.token
@@ -106,8 +106,8 @@ async def test_moving_payments_that_use_the_whole_budget_do_not_starve_the_rest(
     waiting = make_link("link-waiting", order_id="1999")
     async with store.transaction() as tx:
         for link in [*moving, waiting]:
-            await tx.insert_link(link)
-            await tx.schedule_poll(link.id, NOW)
+            await tx.links.insert(link)
+            await tx.polls.schedule(link.id, NOW)
     always_due = PollPolicy(active=timedelta(0), jitter=0.0)
     ticks = itertools.count(1)  # a clock that moves a millisecond each time it is read
 

@@ -311,7 +311,7 @@ async def settle(world: World, truth: Truth) -> None:
 
     async def believed() -> dict[str, tuple[Status, bool]]:
         async with store.transaction() as tx:
-            found = {o: await tx.link_by_token(m.token) for o, m in links.items()}
+            found = {o: await tx.links.by_token(m.token) for o, m in links.items()}
         return {o: (k.status, k.confirmed_at is not None) for o, k in found.items() if k}
 
     await wait_until(unapplied, lambda ids: not ids, PATIENCE)

@@ -101,7 +101,8 @@ class SqliteLinks(_LinkRows):
         claimed = await self._rows(
             "INSERT INTO order_claims (order_id, holder, until) VALUES (?, ?, ?)"
             " ON CONFLICT (order_id) DO UPDATE SET holder = excluded.holder,"
-            " until = excluded.until WHERE order_claims.until <= ? RETURNING order_id",
+            " until = excluded.until WHERE order_claims.until <= ?"
+            " OR order_claims.holder = excluded.holder RETURNING order_id",
             (order_id, holder, time_text(until), time_text(now)),
         )
         return bool(claimed)

@@ -23,7 +23,7 @@ from bot.models import (
     Subscription,
     WebhookEvent,
 )
-from storage import Store
+from bot.ports import Store
 from storage.migrate import migrations
 from storage.sqlite import SqliteStore
 
@@ -98,7 +98,7 @@ async def test_reopening_keeps_data_and_migrates_nothing(db_path: str) -> None:
     first = SqliteStore(db_path)
     await first.open()
     async with first.transaction() as tx:
-        await tx.insert_link(make_link())
+        await tx.links.insert(make_link())
     await first.close()
     assert not await first.ping()
 
@@ -106,7 +106,7 @@ async def test_reopening_keeps_data_and_migrates_nothing(db_path: str) -> None:
     await again.open()
     try:
         async with again.transaction() as tx:
-            assert await tx.link("lnk_1") == make_link()
+            assert await tx.links.get("lnk_1") == make_link()
     finally:
         await again.close()
     with sqlite3.connect(db_path) as raw:
@@ -125,7 +125,7 @@ async def test_a_database_from_a_newer_paybot_is_refused(db_path: str) -> None:
 async def test_the_store_satisfies_the_protocol(store: SqliteStore) -> None:
     as_store: Store = store
     async with as_store.transaction() as tx:
-        assert await tx.pending_count() == 0
+        assert await tx.outbox.pending_count() == 0
 
 
 # transactions
@@ -134,12 +134,12 @@ async def test_the_store_satisfies_the_protocol(store: SqliteStore) -> None:
 async def test_an_exception_rolls_back_everything(store: SqliteStore) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         async with store.transaction() as tx:
-            await tx.insert_link(make_link())
-            await tx.enqueue([text_to(ALICE, "hello")], T0)
+            await tx.links.insert(make_link())
+            await tx.outbox.enqueue([text_to(ALICE, "hello")], T0)
             raise RuntimeError("boom")
     async with store.transaction() as tx:
-        assert await tx.link("lnk_1") is None
-        assert await tx.pending_count() == 0
+        assert await tx.links.get("lnk_1") is None
+        assert await tx.outbox.pending_count() == 0
 
 
 async def test_concurrent_transactions_run_one_at_a_time(store: SqliteStore) -> None:
@@ -148,26 +148,26 @@ async def test_concurrent_transactions_run_one_at_a_time(store: SqliteStore) -> 
     async def worker(n: int) -> None:
         async with store.transaction() as tx:
             trace.append(("in", n))
-            queued = await tx.pending_count()
+            queued = await tx.outbox.pending_count()
             await asyncio.sleep(0)  # give the other tasks every chance to interleave
-            await tx.enqueue([text_to(ALICE, f"message {queued}")], T0)
+            await tx.outbox.enqueue([text_to(ALICE, f"message {queued}")], T0)
             trace.append(("out", n))
 
     await asyncio.gather(*(worker(n) for n in range(20)))
     # Each task's "in" is directly followed by its own "out".
     assert all(trace[i][1] == trace[i + 1][1] for i in range(0, len(trace), 2))
     async with store.transaction() as tx:
-        assert await tx.pending_count() == 20
+        assert await tx.outbox.pending_count() == 20
         texts = {m.message.text for m in await tx.due_messages(T0, 100)}
     assert texts == {"message 0"}  # only the chat's head is due
 
 
 async def test_a_taken_token_is_refused(store: SqliteStore) -> None:
     async with store.transaction() as tx:
-        await tx.insert_link(make_link("lnk_1"))
+        await tx.links.insert(make_link("lnk_1"))
     with pytest.raises(sqlite3.IntegrityError):
         async with store.transaction() as tx:
-            await tx.insert_link(make_link("lnk_1"))
+            await tx.links.insert(make_link("lnk_1"))
 
 
 # values round-trip
@@ -177,8 +177,8 @@ async def test_times_come_back_as_aware_utc(store: SqliteStore) -> None:
     accra_plus_two = timezone(timedelta(hours=2))
     local = datetime(2026, 11, 30, 14, 0, 0, 123456, tzinfo=accra_plus_two)
     async with store.transaction() as tx:
-        await tx.insert_link(make_link(created_at=local))
-        link = await tx.link("lnk_1")
+        await tx.links.insert(make_link(created_at=local))
+        link = await tx.links.get("lnk_1")
     assert link is not None
     assert link.created_at == local
     assert link.created_at.tzinfo == UTC
@@ -189,13 +189,13 @@ async def test_times_come_back_as_aware_utc(store: SqliteStore) -> None:
 async def test_naive_times_are_refused(store: SqliteStore) -> None:
     with pytest.raises(ValueError, match="naive"):
         async with store.transaction() as tx:
-            await tx.insert_link(make_link(created_at=datetime(2026, 11, 30, 12, 0)))
+            await tx.links.insert(make_link(created_at=datetime(2026, 11, 30, 12, 0)))
 
 
 async def test_decimals_keep_their_exact_digits(store: SqliteStore) -> None:
     async with store.transaction() as tx:
-        await tx.insert_link(make_link())
-        link = await tx.link_by_token("plt_lnk_1")
+        await tx.links.insert(make_link())
+        link = await tx.links.by_token("plt_lnk_1")
     assert link is not None
     assert str(link.total.amount) == "75.00"
     assert [str(item.unit_price) for item in link.line_items] == ["25.00", "25.00"]
@@ -208,11 +208,11 @@ async def test_decimals_keep_their_exact_digits(store: SqliteStore) -> None:
 async def test_move_status_lets_only_one_caller_win(store: SqliteStore) -> None:
     later = T0 + timedelta(minutes=1)
     async with store.transaction() as tx:
-        await tx.insert_link(make_link())
-        won = await tx.move_status("lnk_1", Status.PENDING, Status.PROCESSING, later, "ref-9")
-        stale = await tx.move_status("lnk_1", Status.PENDING, Status.FAILED, later, None)
-        link = await tx.link("lnk_1")
-        history = await tx.status_history("lnk_1")
+        await tx.links.insert(make_link())
+        won = await tx.links.move_status("lnk_1", Status.PENDING, Status.PROCESSING, later, "ref-9")
+        stale = await tx.links.move_status("lnk_1", Status.PENDING, Status.FAILED, later, None)
+        link = await tx.links.get("lnk_1")
+        history = await tx.links.history("lnk_1")
     assert (won, stale) == (True, False)
     assert link is not None
     assert (link.status, link.status_changed_at, link.reference) == (
@@ -226,12 +226,12 @@ async def test_move_status_lets_only_one_caller_win(store: SqliteStore) -> None:
 async def test_confirm_happens_once_and_stops_polling(store: SqliteStore) -> None:
     at = T0 + timedelta(minutes=2)
     async with store.transaction() as tx:
-        await tx.insert_link(make_link(next_poll_at=T0))
-        await tx.move_status("lnk_1", Status.PENDING, Status.PAID, T0, "ref-1")
-        first = await tx.confirm("lnk_1", at, None)
-        second = await tx.confirm("lnk_1", at + timedelta(seconds=1), "ref-2")
-        link = await tx.link("lnk_1")
-        history = await tx.status_history("lnk_1")
+        await tx.links.insert(make_link(next_poll_at=T0))
+        await tx.links.move_status("lnk_1", Status.PENDING, Status.PAID, T0, "ref-1")
+        first = await tx.links.confirm("lnk_1", at, None)
+        second = await tx.links.confirm("lnk_1", at + timedelta(seconds=1), "ref-2")
+        link = await tx.links.get("lnk_1")
+        history = await tx.links.history("lnk_1")
     assert (first, second) == (True, False)
     assert link is not None
     assert (link.status, link.confirmed_at, link.reference) == (Status.PAID, at, "ref-1")
@@ -246,12 +246,12 @@ async def test_due_links_soonest_first_within_the_limit(store: SqliteStore) -> N
     async with store.transaction() as tx:
         for n, minutes in enumerate([3, 1, 2, 60]):
             link = make_link(f"lnk_{n}", next_poll_at=T0 + timedelta(minutes=minutes))
-            await tx.insert_link(link)
-        await tx.insert_link(make_link("untracked"))
+            await tx.links.insert(link)
+        await tx.links.insert(make_link("untracked"))
         due = await tx.due_links(T0 + timedelta(minutes=5), limit=2)
         every_due = await tx.due_links(T0 + timedelta(minutes=5), limit=10)
-        earliest = await tx.next_poll_at()
-        tracked = await tx.tracked_count()
+        earliest = await tx.polls.next_due_at()
+        tracked = await tx.polls.tracked_count()
     assert [link.id for link in due] == ["lnk_1", "lnk_2"]
     assert [link.id for link in every_due] == ["lnk_1", "lnk_2", "lnk_0"]
     assert earliest == T0 + timedelta(minutes=1)
@@ -260,13 +260,13 @@ async def test_due_links_soonest_first_within_the_limit(store: SqliteStore) -> N
 
 async def test_schedule_poll_none_stops_tracking(store: SqliteStore) -> None:
     async with store.transaction() as tx:
-        await tx.insert_link(make_link())
-        await tx.schedule_poll("lnk_1", T0)
-        assert await tx.tracked_count() == 1
-        await tx.schedule_poll("lnk_1", None)
+        await tx.links.insert(make_link())
+        await tx.polls.schedule("lnk_1", T0)
+        assert await tx.polls.tracked_count() == 1
+        await tx.polls.schedule("lnk_1", None)
         assert await tx.due_links(T0 + timedelta(days=1), 10) == []
-        assert await tx.next_poll_at() is None
-        assert await tx.tracked_count() == 0
+        assert await tx.polls.next_due_at() is None
+        assert await tx.polls.tracked_count() == 0
 
 
 # subscriptions
@@ -274,16 +274,16 @@ async def test_schedule_poll_none_stops_tracking(store: SqliteStore) -> None:
 
 async def test_subscriptions_and_links_for_a_chat(store: SqliteStore) -> None:
     async with store.transaction() as tx:
-        await tx.insert_link(make_link("old", created_at=T0))
-        await tx.insert_link(make_link("new", created_at=T0 + timedelta(hours=1)))
-        assert await tx.subscribe(Subscription("old", ALICE))
-        assert await tx.subscribe(Subscription("new", ALICE))
-        assert await tx.subscribe(Subscription("new", BOB, Role.CUSTOMER))
-        assert not await tx.subscribe(Subscription("new", ALICE))
-        await tx.set_message_id("new", ALICE, "42")
-        subscribers = await tx.subscriptions("new")
-        alice_links = await tx.links_for_chat(ALICE)
-        latest = await tx.latest_link_for_order("1001")
+        await tx.links.insert(make_link("old", created_at=T0))
+        await tx.links.insert(make_link("new", created_at=T0 + timedelta(hours=1)))
+        assert await tx.subscriptions.add(Subscription("old", ALICE))
+        assert await tx.subscriptions.add(Subscription("new", ALICE))
+        assert await tx.subscriptions.add(Subscription("new", BOB, Role.CUSTOMER))
+        assert not await tx.subscriptions.add(Subscription("new", ALICE))
+        await tx.subscriptions.set_message_id("new", ALICE, "42")
+        subscribers = await tx.subscriptions.for_link("new")
+        alice_links = await tx.links.subscribed_by(ALICE)
+        latest = await tx.links.latest_for_order("1001")
     assert subscribers == [
         Subscription("new", ALICE, Role.MERCHANT, "42"),
         Subscription("new", BOB, Role.CUSTOMER, None),
@@ -295,7 +295,7 @@ async def test_subscriptions_and_links_for_a_chat(store: SqliteStore) -> None:
 async def test_subscribing_to_an_unknown_link_raises(store: SqliteStore) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         async with store.transaction() as tx:
-            await tx.subscribe(Subscription("nope", ALICE))
+            await tx.subscriptions.add(Subscription("nope", ALICE))
 
 
 # outbox
@@ -304,15 +304,15 @@ async def test_subscribing_to_an_unknown_link_raises(store: SqliteStore) -> None
 async def test_a_retried_head_blocks_only_its_own_chat(store: SqliteStore) -> None:
     retry_at = T0 + timedelta(seconds=30)
     async with store.transaction() as tx:
-        first, second, other = await tx.enqueue(
+        first, second, other = await tx.outbox.enqueue(
             [text_to(ALICE, "one"), text_to(ALICE, "two"), text_to(BOB, "hi")], T0
         )
-        await tx.retry_message(first, retry_at, "timeout")
+        await tx.outbox.retry(first, retry_at, "timeout")
         due_now = await tx.due_messages(T0, 10)
-        await tx.mark_sent(other, T0)
-        wake_at = await tx.next_message_at()
+        await tx.outbox.mark_sent(other, T0)
+        wake_at = await tx.outbox.next_due_at()
         due_later = await tx.due_messages(retry_at, 10)
-        await tx.mark_sent(first, retry_at)
+        await tx.outbox.mark_sent(first, retry_at)
         due_after = await tx.due_messages(retry_at, 10)
     assert [m.id for m in due_now] == [other]
     assert wake_at == retry_at  # the blocked "two" (due at T0) must not wake the sender
@@ -322,7 +322,7 @@ async def test_a_retried_head_blocks_only_its_own_chat(store: SqliteStore) -> No
 
 async def test_due_messages_skips_chats_and_keeps_the_limit(store: SqliteStore) -> None:
     async with store.transaction() as tx:
-        ids = await tx.enqueue([text_to(c, "x") for c in (ALICE, BOB, CAROL)], T0)
+        ids = await tx.outbox.enqueue([text_to(c, "x") for c in (ALICE, BOB, CAROL)], T0)
         skipped = await tx.due_messages(T0, 1, skip_chats=frozenset({ALICE}))
         two = await tx.due_messages(T0, 2, skip_chats=frozenset({ALICE}))
         oldest = await tx.due_messages(T0, 2)
@@ -342,14 +342,14 @@ async def test_messages_round_trip_and_drop(store: SqliteStore) -> None:
         buttons=(Button("Pay", url="https://pay.test/p"), Button("Refresh", action="r:lnk_1")),
     )
     async with store.transaction() as tx:
-        await tx.insert_link(make_link())
-        [invoice_id, after_id] = await tx.enqueue([invoice, text_to(ALICE, "after")], T0)
+        await tx.links.insert(make_link())
+        [invoice_id, after_id] = await tx.outbox.enqueue([invoice, text_to(ALICE, "after")], T0)
         [queued] = await tx.due_messages(T0, 10)
-        await tx.drop_message(invoice_id, T0, "Forbidden: bot was blocked by the user")
-        pending = await tx.pending_count()
+        await tx.outbox.drop(invoice_id, T0, "Forbidden: bot was blocked by the user")
+        pending = await tx.outbox.pending_count()
         [next_up] = await tx.due_messages(T0, 10)
-        await tx.mark_sent(after_id, T0)
-        assert await tx.next_message_at() is None
+        await tx.outbox.mark_sent(after_id, T0)
+        assert await tx.outbox.next_due_at() is None
     assert (queued.id, queued.message, queued.created_at) == (invoice_id, invoice, T0)
     assert pending == 1
     assert next_up.id == after_id

@@ -41,8 +41,8 @@ async def test_due_messages_by_kind_takes_only_chats_whose_head_is_of_that_kind(
     link = make_link()
     ana, ben = ChatRef("fake", "ana"), ChatRef("fake", "ben")
     async with store.transaction() as tx:
-        await tx.insert_link(link)
-        await tx.enqueue(
+        await tx.links.insert(link)
+        await tx.outbox.enqueue(
             [
                 Outgoing(ana, MessageKind.CAPTION, "ana edit", link.id),
                 Outgoing(ana, MessageKind.TEXT, "ana text"),  # behind ana's edit

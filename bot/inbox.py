@@ -1,0 +1,277 @@
+"""One durable inbox for every input: stored, then acknowledged, then handled.
+
+Intake: whoever receives an input (a webhook route, Telegram long polling) hands
+it to `Intake.store`, which returns only once it is committed; only then is the
+sender answered. Inputs that arrive together are stored together: every one that
+came in while the previous commit ran goes into the next transaction, so a burst
+costs one commit, not one each. A batch the store refuses is stored again one
+entry at a time, so one bad entry is refused alone and never takes its batch down.
+
+Handling: `InboxWorker` claims the heads of lanes (a chat, an order) with a lease,
+runs the handler registered for each entry's kind, and marks it finished. Lanes go
+side by side; within one, entries are handled one at a time in stored order. A
+claim whose holder died returns when its lease ends (a live holder prolongs its
+claims as a heartbeat), so any process may finish what another started. An entry
+whose handler keeps failing is set aside after `max_attempts`, with a log line,
+and its lane moves on. A crash after handling and before the mark handles an
+entry twice; handlers are written so that a repeat says nothing new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.errors import StoreError, StoreRejected, StoreUnavailable
+from bot.models import InboxEntry, InboxItem
+from bot.ports import Store
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[InboxItem], Awaitable[None]]
+IDLE_WAIT = 5.0  # seconds: look again now and then, for work another process stored
+
+
+@dataclass(frozen=True)
+class Leases:
+    """How long a claim holds, and how often its holder says it is alive."""
+
+    claim: timedelta = timedelta(seconds=10)
+
+    @property
+    def heartbeat(self) -> float:
+        return self.claim.total_seconds() / 3
+
+
+class Intake:
+    """Stores entries durably, many callers to a commit; wakes the worker after."""
+
+    def __init__(self, store: Store, clock: Callable[[], datetime], on_stored: Callable[[], None]):
+        self._store = store
+        self._clock = clock
+        self._on_stored = on_stored
+        self._waiting: list[tuple[InboxEntry, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def store(self, entry: InboxEntry) -> bool:
+        """Store the entry; False when its (source, source_id) was stored before.
+
+        Raises StoreError when it could not be stored: then it must not be acknowledged.
+        """
+        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((entry, stored))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_while_waiting())
+        # Shielded: a caller that gives up (a dropped connection) must not cancel the
+        # result the writer will set for the others.
+        fresh = await asyncio.shield(stored)
+        if fresh:
+            self._on_stored()
+        return fresh
+
+    async def store_many(self, entries: Sequence[InboxEntry]) -> list[bool]:
+        """Store a batch in one transaction (one getUpdates answer); freshness of each."""
+        fresh = await self._record(entries)
+        if any(fresh):
+            self._on_stored()
+        return fresh
+
+    async def drain(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a shutdown bound
+        if self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer], timeout=timeout)
+
+    async def _write_while_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._write(batch)
+            finally:  # cancelled at shutdown: nobody may wait for ever
+                for _, stored in batch:
+                    _settle(stored, StoreUnavailable("paybot is stopping"))
+
+    async def _write(self, batch: list[tuple[InboxEntry, asyncio.Future[bool]]]) -> None:
+        try:
+            fresh = await self._record([entry for entry, _ in batch])
+        except StoreRejected:
+            if len(batch) == 1:
+                _settle(batch[0][1], StoreRejected("the store refused this entry"))
+                return
+            for single in batch:  # one bad entry is refused alone
+                await self._write([single])
+            return
+        except Exception as error:
+            for _, stored in batch:
+                _settle(stored, error)
+            return
+        for (_, stored), new in zip(batch, fresh, strict=True):
+            _settle(stored, new)
+
+    async def _record(self, entries: Sequence[InboxEntry]) -> list[bool]:
+        async with self._store.transaction() as tx:
+            return await tx.inbox.record(entries, self._clock())
+
+
+class InboxWorker:
+    """Claims stored entries and runs their handlers, lanes side by side."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], datetime],
+        holder: str,
+        handlers: Mapping[str, Handler],
+        leases: Leases | None = None,
+        concurrency: int = 16,
+        max_attempts: int = 5,
+    ) -> None:
+        self._store, self._clock, self._holder = store, clock, holder
+        self._handlers = dict(handlers)
+        self._leases = leases or Leases()
+        self._slots = concurrency
+        self._max_attempts = max_attempts
+        self._wake = asyncio.Event()
+        self._running: dict[asyncio.Task[None], InboxItem] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            await asyncio.gather(self._claim_loop(), self._heartbeat())
+        finally:
+            await self._abandon()
+
+    async def drain(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a shutdown bound
+        """Let entries in hand finish (on shutdown); what is left returns when its lease ends."""
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=timeout)
+
+    async def _claim_loop(self) -> None:
+        while True:
+            self._wake.clear()  # before looking, so a wake while we look is not missed
+            try:
+                claimed = await self._claim()
+            except StoreUnavailable as error:
+                log.error("inbox: the store failed (%s); trying again in a second", error)
+                await asyncio.sleep(1.0)
+                continue
+            for item in claimed:
+                self._start(item)
+            if not claimed:
+                await self._idle()
+
+    async def _claim(self) -> list[InboxItem]:
+        free = self._slots - len(self._running)
+        if free <= 0:
+            return []
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            return await tx.inbox.claim(now, free, self._holder, now + self._leases.claim)
+
+    def _start(self, item: InboxItem) -> None:
+        task = asyncio.create_task(self._handle(item))
+        self._running[task] = item
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        self.wake()  # a slot is free, and the lane's next entry may be due
+
+    async def _idle(self) -> None:
+        wait = IDLE_WAIT
+        with contextlib.suppress(StoreError):
+            async with self._store.transaction() as tx:
+                next_at = await tx.inbox.next_due_at()
+            if next_at is not None:
+                wait = min(wait, (next_at - self._clock()).total_seconds())
+        if self._slots - len(self._running) <= 0:
+            wait = IDLE_WAIT  # full: a finishing entry wakes us
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.01, wait)):
+                await self._wake.wait()
+
+    async def _handle(self, item: InboxItem) -> None:
+        handler = self._handlers.get(item.entry.kind)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for inbox entries of kind {item.entry.kind!r}")
+            await handler(item)
+        except StoreUnavailable as error:
+            await self._record(self._retry, item, error, "the store failed")
+        except Exception as error:
+            log.exception("inbox: %s failed (attempt %d)", _name(item), item.attempts)
+            await self._record(self._retry, item, error, "its handler failed")
+        else:
+            await self._record(self._finish, item, None, "")
+
+    async def _record(
+        self,
+        mark: Callable[[InboxItem, BaseException | None, str], Awaitable[None]],
+        item: InboxItem,
+        error: BaseException | None,
+        why: str,
+    ) -> None:
+        try:
+            await mark(item, error, why)
+        except StoreError as failed:  # the claim's lease ends, and it is taken again
+            log.warning("inbox: %s could not be recorded (%s)", _name(item), failed)
+
+    async def _finish(self, item: InboxItem, _error: BaseException | None, _why: str) -> None:
+        async with self._store.transaction(urgent=True) as tx:
+            await tx.inbox.finish(item.seq, self._clock())
+
+    async def _retry(self, item: InboxItem, error: BaseException | None, why: str) -> None:
+        now, text = self._clock(), f"{why}: {error!r}"
+        async with self._store.transaction() as tx:
+            if item.attempts >= self._max_attempts:
+                log.error(
+                    "inbox: %s set aside after %d attempts: %s", _name(item), item.attempts, text
+                )
+                await tx.inbox.set_aside(item.seq, now, text)
+            else:
+                await tx.inbox.retry(item.seq, now + _backoff(item.attempts), text)
+
+    async def _heartbeat(self) -> None:
+        """Keep this holder's claims alive while it lives; a dead holder's lapse."""
+        while True:
+            await asyncio.sleep(self._leases.heartbeat)
+            if not self._running:
+                continue  # no claims to keep
+            with contextlib.suppress(StoreUnavailable):
+                async with self._store.transaction(urgent=True) as tx:
+                    await tx.inbox.prolong_claims(self._holder, self._clock() + self._leases.claim)
+
+    async def _abandon(self) -> None:
+        """Stop handling (shutdown); entries cut short are due again at once, for the
+        next process to take, rather than when their lease ends."""
+        cut_short = dict(self._running)
+        for task in cut_short:
+            task.cancel()
+        await asyncio.gather(*cut_short, return_exceptions=True)
+        if not cut_short:
+            return
+        with contextlib.suppress(StoreError):
+            async with self._store.transaction(urgent=True) as tx:
+                for item in cut_short.values():
+                    await tx.inbox.retry(item.seq, self._clock(), "paybot stopped first")
+
+
+def _name(item: InboxItem) -> str:
+    return f"{item.entry.kind} {item.entry.source_id} (seq {item.seq})"
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(60, 2**attempts))
+
+
+def _settle(future: asyncio.Future[bool], outcome: bool | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
