@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bench.databases import Database
 from bench.report import Report, median, percentile
 from bench.stage import Stage, staged
 
@@ -24,10 +25,11 @@ TARGET_MS = 50.0
 SEND_RATE = "1000"
 
 
-async def measure(workdir: Path) -> Report:
+async def measure(workdir: Path, database: Database) -> Report:
     total = WARM_UP + ALONE + AT_ONCE * ROUNDS
     async with staged(
         workdir,
+        database,
         orders=total,
         merchants=total,
         webhooks=False,

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.posting import Confirmations, Posted, events, post_paced
+from bench.databases import Database
+from bench.posting import Confirmations, Posted, events, post_paced, unstored
 from bench.report import Report, median, percentile
 from bench.stage import staged
+from bench.store_reads import read_store
 
 EVENTS = 400  # links, chats and events: 2 s at RATE, then 13 s for the pacing to drain
 RATE = 200.0  # events a second
@@ -28,10 +30,10 @@ SEND_RATE = 29.0  # the bot's default, set explicitly so the pacing subtracted i
 TARGET_MS = 100.0
 
 
-async def measure(workdir: Path) -> Report:
+async def measure(workdir: Path, database: Database) -> Report:
     settings = {"PAYBOT_SEND_RATE": str(SEND_RATE)}
     async with staged(
-        workdir, orders=EVENTS, merchants=EVENTS, webhooks=False, settings=settings
+        workdir, database, orders=EVENTS, merchants=EVENTS, webhooks=False, settings=settings
     ) as stage:
         await stage.invoice(list(zip(stage.merchants, stage.orders, strict=True)), timeout=60)
         chat_of = dict(zip(stage.orders, stage.merchants, strict=True))
@@ -41,7 +43,8 @@ async def measure(workdir: Path) -> Report:
         await stage.until(lambda: confirmed() >= EVENTS, EVENTS / SEND_RATE + 30)
         arrived = confirmed.first_at
     by_chat = {chat_of[p.event_id.removeprefix("evt_ps_")]: p for p in posted}
-    return _report(by_chat, arrived)
+    lost = unstored(posted, await read_store(database))
+    return _report(by_chat, arrived, lost)
 
 
 def _earliest_sends(answered: list[float]) -> list[float]:
@@ -52,7 +55,7 @@ def _earliest_sends(answered: list[float]) -> list[float]:
     return earliest
 
 
-def _report(by_chat: dict[int, Posted], arrived: dict[int, float]) -> Report:
+def _report(by_chat: dict[int, Posted], arrived: dict[int, float], lost: set[str]) -> Report:
     chats = sorted(by_chat, key=lambda chat: arrived[chat])  # in the order they were sent
     answered = [by_chat[chat].answered_at for chat in chats]
     earliest = _earliest_sends(answered)
@@ -68,13 +71,14 @@ def _report(by_chat: dict[int, Posted], arrived: dict[int, float]) -> Report:
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms beyond pacing (pacing itself: p99 "
         f"{percentile(pacing, 99):.1f} ms; with it p99 {percentile(total, 99):.1f} ms)",
         f"p99 ≤ {TARGET_MS:.0f} ms beyond pacing",
-        p99 <= TARGET_MS and all(p.acknowledged for p in by_chat.values()),
+        p99 <= TARGET_MS and all(p.acknowledged for p in by_chat.values()) and not lost,
     )
     report.figures = {
         "events": len(chats),
         "rate_per_s": RATE,
         "send_rate": SEND_RATE,
         "not_2xx": sum(1 for p in by_chat.values() if not p.acknowledged),
+        "acknowledged_not_stored": sorted(lost),
         "beyond_pacing_ms": {"p50": p50, "p99": p99, "median": median(beyond)},
         "pacing_ms": {"p50": percentile(pacing, 50), "p99": percentile(pacing, 99)},
         "total_ms": {"p50": percentile(total, 50), "p99": percentile(total, 99)},

@@ -26,6 +26,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from bench.databases import Database
 from bench.naive_poller import NaivePoller
 from bench.rates import StatusRate, is_status_request, sampling
 from bench.report import Report, median, percentile
@@ -140,13 +141,14 @@ class PollingRun:
         return {kind: _spread(values) for kind, values in by_kind.items()}
 
 
-async def measure(workdir: Path) -> Report:
+async def measure(workdir: Path, database: Database) -> Report:
     rng = random.Random(SEED)
     orders = [f"B{n:06d}" for n in range(1, LINKS + 1)]
     timelines = {order_id: random_timeline(rng, TTL) for order_id in orders}
     settings = {"PAYBOT_POLL_RATE": str(POLL_RATE), "PAYBOT_SEND_RATE": "1000"}
     async with staged(
         workdir,
+        database,
         orders=LINKS,
         merchants=LINKS,
         webhooks=False,

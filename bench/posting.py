@@ -1,4 +1,4 @@
-"""Signed Cimplify webhooks posted at the bot, and what its database holds afterwards.
+"""Signed Cimplify webhooks posted at the bot, and which of them it acknowledged.
 
 Shared by the ingest, latency and flood measures. Events are signed before the
 clock starts, so signing is not counted as the bot's time, and they are posted by a
@@ -10,16 +10,14 @@ generator, not the bot, the limit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.stage import Stage
+from bench.store_reads import Stored
 from bot.models import CONFIRMED_WORDS
 from tests.fakes.bot_api import FakeBotApi
 
@@ -145,27 +143,9 @@ async def post_paced(stage: Stage, queue: list[Event], rate: float) -> list[Post
         poster.close()
 
 
-@dataclass(frozen=True)
-class Stored:
-    """What the bot's SQLite file holds, read after the bot has stopped."""
-
-    event_ids: set[str]
-    unapplied: int
-    confirmed_links: int
-    confirmations_by_chat: dict[str, int]  # "Confirmed" texts queued, per chat
-
-
-def read_store(database: Path) -> Stored:
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        ids = {row[0] for row in db.execute("SELECT id FROM webhook_events")}
-        unapplied = db.execute("SELECT COUNT(*) FROM webhook_events WHERE applied_at IS NULL")
-        confirmed = db.execute("SELECT COUNT(*) FROM links WHERE confirmed_at IS NOT NULL")
-        by_chat = db.execute(
-            "SELECT chat_id, COUNT(*) FROM outbox WHERE kind = 'text' AND instr(text, ?) > 0"
-            " GROUP BY chat_id",
-            (CONFIRMED_WORDS,),
-        )
-        return Stored(ids, unapplied.fetchone()[0], confirmed.fetchone()[0], dict(by_chat))
+def unstored(posted: list[Posted], stored: Stored) -> set[str]:
+    """Event ids the bot acknowledged with a `2xx` that its database does not hold."""
+    return {p.event_id for p in posted if p.acknowledged} - stored.event_ids
 
 
 class Confirmations:

@@ -6,6 +6,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.databases import LABELS, SQLITE, STORES
+
 
 @dataclass(frozen=True)
 class Row:
@@ -18,6 +20,7 @@ class Row:
 @dataclass
 class Report:
     name: str  # the measure's name on the command line: "invoice"
+    store: str = SQLITE  # the store the bot ran on, set by the runner
     rows: list[Row] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)  # raw numbers, for the JSON file
 
@@ -37,13 +40,34 @@ def median(values: list[float]) -> float:
 
 
 def table(reports: list[Report]) -> str:
-    """A Markdown table of every row, ready to paste into the README."""
-    lines = ["| measure | figure | target | met |", "|---|---|---|---|"]
-    for report in reports:
-        for row in report.rows:
-            lines.append(f"| {row.measure} | {row.figure} | {row.target} | {_met(row.met)} |")
+    """A Markdown table, one column of figures per store, ready to paste into the README.
+
+    A measure run on both stores is one line with both figures side by side; a
+    store a measure did not run on shows "—".
+    """
+    stores = [store for store in STORES if any(r.store == store for r in reports)]
+    lines = [
+        "| measure | " + " | ".join(LABELS[store] for store in stores) + " | target | met |",
+        "|---|" + "---|" * len(stores) + "---|---|",
+    ]
+    for by_store in _lines(reports).values():
+        first = next(iter(by_store.values()))
+        figures = " | ".join(by_store[s].figure if s in by_store else "—" for s in stores)
+        lines.append(f"| {first.measure} | {figures} | {first.target} | {_met(by_store)} |")
     return "\n".join(lines)
 
 
-def _met(met: bool) -> str:
-    return "yes" if met else "**no**"
+def _lines(reports: list[Report]) -> dict[tuple[str, int], dict[str, Row]]:
+    """Each measure's n-th row, per store, in the order the measures ran."""
+    grouped: dict[tuple[str, int], dict[str, Row]] = {}
+    for report in reports:
+        for n, row in enumerate(report.rows):
+            grouped.setdefault((report.name, n), {})[report.store] = row
+    return grouped
+
+
+def _met(by_store: dict[str, Row]) -> str:
+    verdicts = {store: "yes" if row.met else "**no**" for store, row in by_store.items()}
+    if len(set(verdicts.values())) == 1:
+        return next(iter(verdicts.values()))
+    return ", ".join(f"{LABELS[store]} {verdict}" for store, verdict in verdicts.items())

@@ -16,14 +16,14 @@ webhooks, not polling, carry confirmations at this size).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 import time
 from pathlib import Path
 
+from bench.databases import Database
 from bench.rates import BURST, TICK_SLOP, StatusRate, allowed, sampling
 from bench.report import Report
 from bench.stage import Stage, staged
+from bench.store_reads import tracked_links
 
 LINKS = 10_000
 MERCHANTS = 1_000
@@ -35,9 +35,10 @@ RSS_TARGET_MB = 150.0
 IDLE_CPU_TARGET = 0.05
 
 
-async def measure(workdir: Path) -> Report:
+async def measure(workdir: Path, database: Database) -> Report:
     async with staged(
         workdir,
+        database,
         orders=LINKS,
         merchants=MERCHANTS,
         webhooks=False,
@@ -48,7 +49,7 @@ async def measure(workdir: Path) -> Report:
         async with sampling(stage.sandbox.requests) as rate:
             cpu = await _idle_cpu(stage)
         rss, peak = stage.rss_mb(), _peak_rss_mb(stage)
-        live = await asyncio.to_thread(_tracked_links, stage.database)
+        live = await tracked_links(database)  # read while the bot runs
     return _report(issued_in, rate, cpu, rss, peak, live)
 
 
@@ -66,14 +67,6 @@ async def _idle_cpu(stage: Stage) -> float:
     cpu, wall = stage.cpu_seconds(), time.monotonic()
     await asyncio.sleep(CPU_WINDOW)
     return (stage.cpu_seconds() - cpu) / (time.monotonic() - wall)
-
-
-def _tracked_links(database: Path) -> int:
-    """Links the bot is tracking, read from its own database (read-only)."""
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        query = "SELECT COUNT(*) FROM links WHERE next_poll_at IS NOT NULL"
-        (count,) = db.execute(query).fetchone()
-    return int(count)
 
 
 def _peak_rss_mb(stage: Stage) -> float:

@@ -1,7 +1,8 @@
 """One benchmark stage: the sandbox and the fake Bot API here, the real bot as a process.
 
 The bot is `paybot run`, started as an operator would, with its settings in the
-environment and its own SQLite file. The sandbox plays Cimplify and the fake Bot
+environment and a database of its own (a SQLite file or a fresh PostgreSQL
+database, bench/databases.py). The sandbox plays Cimplify and the fake Bot
 API plays Telegram, both in this process on loopback, so every figure includes
 real HTTP, real python-telegram-bot and a real database.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.databases import Database
 from sandbox import Sandbox, SandboxServer, new_secret_key, new_webhook_secret
 from sandbox.records import LineItem, Order, money, rfc3339
 from sandbox.webhooks import event_body
@@ -45,7 +47,7 @@ class Stage:
     fake: FakeBotApi
     bot: Paybot
     url: str  # the bot's own HTTP root
-    database: Path
+    database: Database
     merchants: list[int]
     orders: list[str]
     http: httpx.AsyncClient
@@ -108,13 +110,24 @@ class Keys:
     webhook_secret: str
 
 
+@dataclass(frozen=True)
+class Services:
+    """Where the bot finds what it talks to: the sandbox, the fake Bot API, its database."""
+
+    sandbox_url: str
+    fake: FakeBotApi
+    database: Database
+
+
 def bot_env(
-    workdir: Path, keys: Keys, sandbox_url: str, fake: FakeBotApi, port: int, merchants: list[int]
+    workdir: Path, keys: Keys, services: Services, port: int, merchants: list[int]
 ) -> dict[str, str]:
     """The settings of `paybot run` on this stage; callers may add to them."""
+    fake = services.fake
     return clean_env(
         workdir,
-        CIMPLIFY_API_BASE=sandbox_url,
+        PAYBOT_DATABASE=services.database.setting,
+        CIMPLIFY_API_BASE=services.sandbox_url,
         CIMPLIFY_SECRET_KEY=keys.secret_key,
         CIMPLIFY_WEBHOOK_SECRET=keys.webhook_secret,
         TELEGRAM_BOT_TOKEN=fake.token,
@@ -128,6 +141,7 @@ def bot_env(
 @contextlib.asynccontextmanager
 async def staged(
     workdir: Path,
+    database: Database,
     *,
     orders: int,
     merchants: int,
@@ -136,7 +150,7 @@ async def staged(
     fake: FakeBotApi | None = None,
     settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Stage]:
-    """A fresh sandbox, fake Bot API and `paybot run` on a new database in `workdir`."""
+    """A fresh sandbox, fake Bot API and `paybot run` on `database`, which must be new."""
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     port = free_port()
     keys = Keys(new_secret_key(), new_webhook_secret())
@@ -150,14 +164,15 @@ async def staged(
     fake = fake or FakeBotApi(token=BOT_TOKEN, username="paybot_bench_bot")
     ids = [FIRST_MERCHANT + n for n in range(merchants)]
     async with SandboxServer(sandbox) as server, fake, httpx.AsyncClient(timeout=30) as http:
-        env = bot_env(workdir, keys, server.url, fake, port, ids) | dict(settings or {})
+        services = Services(server.url, fake, database)
+        env = bot_env(workdir, keys, services, port, ids) | dict(settings or {})
         with start_paybot(["run"], env, workdir) as bot:
             stage = Stage(
                 sandbox,
                 fake,
                 bot,
                 f"http://127.0.0.1:{port}",
-                workdir / "paybot.db",
+                database,
                 ids,
                 [order.order_id for order in bench_orders(orders)],
                 http,
