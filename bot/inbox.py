@@ -34,13 +34,15 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[InboxItem], Awaitable[None]]
 IDLE_WAIT = 5.0  # seconds: look again now and then, for work another process stored
+STORE_RETRY = timedelta(seconds=1)  # after the store failed a handler
 
 
 @dataclass(frozen=True)
 class Leases:
     """How long a claim holds, and how often its holder says it is alive."""
 
-    claim: timedelta = timedelta(seconds=10)
+    # A dead holder's work is taken over within this (CONTRACT §6 allows 10 s).
+    claim: timedelta = timedelta(seconds=6)
 
     @property
     def heartbeat(self) -> float:
@@ -146,9 +148,19 @@ class InboxWorker:
             await self._abandon()
 
     async def drain(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a shutdown bound
-        """Let entries in hand finish (on shutdown); what is left returns when its lease ends."""
-        if self._running:
-            await asyncio.wait(list(self._running), timeout=timeout)
+        """On shutdown, once nothing new comes in: handle what is in hand and what is due,
+        for up to `timeout` seconds. What is left waits in the store for the next process."""
+        with contextlib.suppress(TimeoutError, StoreError):
+            async with asyncio.timeout(timeout):
+                while self._running or await self._anything_due():
+                    self.wake()
+                    waiting = list(self._running) or [asyncio.create_task(asyncio.sleep(0.05))]
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _anything_due(self) -> bool:
+        async with self._store.transaction() as tx:
+            next_at = await tx.inbox.next_due_at()
+        return next_at is not None and next_at <= self._clock()
 
     async def _claim_loop(self) -> None:
         while True:
@@ -227,7 +239,9 @@ class InboxWorker:
     async def _retry(self, item: InboxItem, error: BaseException | None, why: str) -> None:
         now, text = self._clock(), f"{why}: {error!r}"
         async with self._store.transaction() as tx:
-            if item.attempts >= self._max_attempts:
+            if isinstance(error, StoreUnavailable):  # an outage, not the entry's fault
+                await tx.inbox.retry(item.seq, now + STORE_RETRY, text)
+            elif item.attempts >= self._max_attempts:
                 log.error(
                     "inbox: %s set aside after %d attempts: %s", _name(item), item.attempts, text
                 )

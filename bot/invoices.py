@@ -9,7 +9,7 @@ import re
 import secrets
 import struct
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -75,9 +75,6 @@ def qr_text(url: str) -> str:
     return out.getvalue()
 
 
-# How long a claim on an order holds while its link is created: longer than Cimplify's
-# retry budget and timeout together, so a live holder never loses it.
-ORDER_LEASE = timedelta(seconds=60)
 CLAIM_WAIT_FIRST, CLAIM_WAIT_MOST = 0.05, 1.0  # seconds between looks while another holds it
 
 # A Telegram deep-link parameter: up to 64 of A-Z a-z 0-9 _ - (Bot API, /start).
@@ -98,6 +95,7 @@ class Invoices:
         policy: PollPolicy,
         on_queued: Callable[[], None],
         holder: str = "invoices",
+        lease: timedelta = timedelta(seconds=6),
     ) -> None:
         self._store = store
         self._client = client
@@ -105,6 +103,7 @@ class Invoices:
         self._policy = policy
         self._on_queued = on_queued
         self._holder = holder
+        self._lease = lease  # of a claim on an order, renewed while its link is created
 
     async def issue(self, order_id: str, chat: ChatRef, customer: ChatRef | None = None) -> None:
         """Answer `chat` with the order's live link, creating one if needed; send the
@@ -127,7 +126,7 @@ class Invoices:
                 return False
             if await tx.subscriptions.add(Subscription(link.id, chat, Role.CUSTOMER)):
                 await tell_merchants(tx, link, render.customer_opened(link), now)
-            await _send_invoice(tx, link, chat, Role.CUSTOMER, now)
+            await tx.outbox.enqueue([_invoice(link, chat, Role.CUSTOMER, now)], now)
         self._on_queued()
         return True
 
@@ -152,16 +151,37 @@ class Invoices:
             if known is not None and await self._answer_from_store(tx, known, audience):
                 return True
             now = self._clock()
-            if not await tx.links.claim_order(order_id, claimant, now, now + ORDER_LEASE):
+            if not await tx.links.claim_order(order_id, claimant, now, now + self._lease):
                 return False
         try:
-            await self._create(order_id, audience, claimant)
+            async with self._kept_alive(order_id, claimant):
+                await self._create(order_id, audience, claimant)
         except BaseException:
             with contextlib.suppress(StoreError):
                 async with self._store.transaction() as tx:
                     await tx.links.release_order(order_id, claimant)
             raise
         return True
+
+    @contextlib.asynccontextmanager
+    async def _kept_alive(self, order_id: str, claimant: str) -> AsyncIterator[None]:
+        """Renew the claim on the order while its link is being created (a heartbeat):
+        the lease is short, so that a claimant that dies blocks the order only briefly."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self._lease.total_seconds() / 3)
+                now = self._clock()
+                with contextlib.suppress(StoreError):
+                    async with self._store.transaction(urgent=True) as tx:
+                        await tx.links.claim_order(order_id, claimant, now, now + self._lease)
+
+        renewing = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
 
     async def _create(self, order_id: str, audience: _Audience, claimant: str) -> None:
         created = await self._client.create_link(order_id)
@@ -192,14 +212,17 @@ class Invoices:
         return False
 
     async def _send_invoices(self, tx: Tx, link: Link, audience: _Audience) -> None:
+        # One enqueue for every chat: the store locks each chat's queue in one order,
+        # so two transactions cannot wait on each other's chats (bot/ports.py).
         now = self._clock()
         await tx.subscriptions.add(Subscription(link.id, audience.merchant, Role.MERCHANT))
-        await _send_invoice(tx, link, audience.merchant, Role.MERCHANT, now)
+        messages = [_invoice(link, audience.merchant, Role.MERCHANT, now)]
         if audience.customer is not None:
             await tx.subscriptions.add(Subscription(link.id, audience.customer, Role.CUSTOMER))
-            await _send_invoice(tx, link, audience.customer, Role.CUSTOMER, now)
+            messages.append(_invoice(link, audience.customer, Role.CUSTOMER, now))
             text = render.sent_to_customer(link, audience.customer)
-            await _reply(tx, audience.merchant, text, now)
+            messages.append(Outgoing(audience.merchant, MessageKind.TEXT, text))
+        await tx.outbox.enqueue(messages, now)
 
     def _new_link(self, created: CreatedLink, order: Order) -> Link:
         now = self._clock()
@@ -227,15 +250,15 @@ class _Audience:
     customer: ChatRef | None
 
 
-async def _send_invoice(tx: Tx, link: Link, chat: ChatRef, role: Role, now: datetime) -> None:
-    photo = Outgoing(
+def _invoice(link: Link, chat: ChatRef, role: Role, now: datetime) -> Outgoing:
+    """The invoice photo for one chat: the QR of the link, captioned."""
+    return Outgoing(
         chat,
         MessageKind.INVOICE,
         render.invoice_caption(link, now),
         link.id,
         render.invoice_buttons(link, role),
     )
-    await tx.outbox.enqueue([photo], now)
 
 
 async def _reply(tx: Tx, chat: ChatRef, text: str, now: datetime) -> None:

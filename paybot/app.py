@@ -95,9 +95,11 @@ class Paybot:
         if self.telegram is not None:
             self._stack.push_async_callback(self.telegram.close)
         self._run_in_background(self.outbox.run(), self.tracker.run(), self.inbox.run())
-        # These run before the cancel above: entries in hand finish, due messages go out.
+        # At stop, in this order: no more input (webhooks, getUpdates), then what is stored
+        # and due is handled, then due messages go out, then the loops are cancelled.
         self._stack.push_async_callback(self.outbox.flush)
         self._stack.push_async_callback(self.inbox.drain, HANDLING_GRACE)
+        self._stack.push_async_callback(self._stop_taking_webhooks)
         if self.telegram is not None:
             self._stack.push_async_callback(self.telegram.stop_receiving)
             await self.telegram.start()
@@ -113,7 +115,13 @@ class Paybot:
             self.store, self.client, self.payments, clock, self.settings.poll_rate, policy
         )
         self.invoices = Invoices(
-            self.store, self.client, clock, policy, self._queued_and_tracked, self.holder
+            self.store,
+            self.client,
+            clock,
+            policy,
+            self._queued_and_tracked,
+            self.holder,
+            self.tuning.leases.claim,
         )
         reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
         self.conversation = Conversation(
@@ -224,6 +232,12 @@ class Paybot:
         if self.sandbox is not None:
             # The embedded sandbox delivers to this very process over loopback.
             self.sandbox.webhook_url = f"{self.http.url}/webhooks/cimplify"
+
+    async def _stop_taking_webhooks(self) -> None:
+        """Refuse new webhooks (their senders deliver them again, to another instance or
+        after the restart) and finish storing those already in."""
+        await self.http.stop()
+        await self.web.drain()
 
     def _queued(self) -> None:
         self.outbox.wake()

@@ -2,17 +2,17 @@
 
 The fake Bot API and the sandbox run in the test's own event loop; the bot is a
 child process on a fixed port, so the sandbox keeps retrying webhooks at the
-same address while the bot is dead. The store is read with sqlite3, as anyone
-could read it, never through paybot's code.
+same address while the bot is dead. The store (SQLite or PostgreSQL) is read with
+its driver, as anyone could read it, never through paybot's code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import re
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,6 +28,7 @@ from sandbox.records import LineItem, Order
 from tests.fakes.bot_api import ApiCall, FakeBotApi, SentMessage
 from tests.harness import BOT_TOKEN, SECRET_KEY, WEBHOOK_SECRET
 from tests.process import Paybot, clean_env, free_port, start_paybot
+from tests.store_rows import Row, rows
 
 START_DEADLINE = 15.0  # from spawning to the first getUpdates; about 1 s when all is well
 STOP_DEADLINE = 10.0  # the issue's bound for SIGTERM
@@ -120,29 +121,27 @@ class CrashStage:
     fake: FakeBotApi
     sandbox: Sandbox
     bot: BotProcess
-    database: Path
+    database: str  # what PAYBOT_DATABASE names: a SQLite path or a PostgreSQL URL
     merchant_of: dict[str, int]  # order id -> its merchant's user id, which is also the chat
     chats: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.chats = sorted(set(self.merchant_of.values()))
 
-    def rows(self, sql: str, *params: Any) -> list[sqlite3.Row]:
-        with contextlib.closing(sqlite3.connect(self.database)) as db:
-            db.row_factory = sqlite3.Row
-            return db.execute(sql, params).fetchall()
+    async def rows(self, sql: str, *params: Any) -> list[Row]:
+        return await rows(self.database, sql, *params)
 
-    def invoice_rows(self, order_id: str) -> int:
+    async def invoice_rows(self, order_id: str) -> int:
         """How many invoice photos the bot queued for the order, in its merchant's chat."""
         sql = (
             "SELECT COUNT(*) FROM outbox JOIN links ON outbox.link_id = links.id"
             " WHERE outbox.kind = 'invoice' AND outbox.chat_id = ? AND links.order_id = ?"
         )
-        return int(self.rows(sql, str(self.merchant_of[order_id]), order_id)[0][0])
+        return int((await self.rows(sql, str(self.merchant_of[order_id]), order_id))[0][0])
 
-    def invoices_queued(self) -> int:
+    async def invoices_queued(self) -> int:
         """How many invoice photos the bot has queued, in all."""
-        return int(self.rows("SELECT COUNT(*) FROM outbox WHERE kind = 'invoice'")[0][0])
+        return int((await self.rows("SELECT COUNT(*) FROM outbox WHERE kind = 'invoice'"))[0][0])
 
     def photos(self, order_id: str) -> list[SentMessage]:
         head = f"\nOrder {order_id}\n"
@@ -183,9 +182,9 @@ class CrashStage:
     def sends(self) -> int:
         return sum(call.method in SENDS for call in self.fake.calls)
 
-    def pending(self) -> int:
+    async def pending(self) -> int:
         sql = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dropped_at IS NULL"
-        return int(self.rows(sql)[0][0])
+        return int((await self.rows(sql))[0][0])
 
     def sent_calls(self) -> Iterator[tuple[SentMessage, ApiCall]]:
         """Every message the fake accepted, with the call that sent it.
@@ -203,12 +202,10 @@ class CrashStage:
             assert call.params["chat_id"] == message.chat_id, (call, message)
             yield message, call
 
-    def unrecorded(self) -> list[tuple[SentMessage, ApiCall]]:
+    async def unrecorded(self) -> list[tuple[SentMessage, ApiCall]]:
         """Messages Telegram accepted that the outbox never marked sent: repeats."""
-        recorded = {
-            (row["chat_id"], row["remote_id"])
-            for row in self.rows("SELECT chat_id, remote_id FROM outbox WHERE remote_id NOT NULL")
-        }
+        sql = "SELECT chat_id, remote_id FROM outbox WHERE remote_id IS NOT NULL"
+        recorded = {(row["chat_id"], row["remote_id"]) for row in await self.rows(sql)}
         accepted = list(self.sent_calls())
         ids = {(str(m.chat_id), str(m.message_id)) for m, _ in accepted}
         assert recorded <= ids, f"recorded as sent, never reached Telegram: {recorded - ids}"
@@ -216,18 +213,23 @@ class CrashStage:
 
 
 async def until(reading: Callable[[], Any], done: Callable[[Any], bool], timeout: float) -> Any:
-    """Check a synchronous reading until `done` holds for it; fail after `timeout` seconds."""
+    """Check a reading (plain or awaitable) until `done` holds; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not done(value := reading()):
+    while not done(value := await _read(reading)):
         if time.monotonic() > deadline:
             pytest.fail(f"still {value!r} after {timeout} s")
         await asyncio.sleep(0.01)  # checking a condition, with the deadline above
     return value
 
 
+async def _read(reading: Callable[[], Any]) -> Any:
+    value = reading()
+    return await value if inspect.isawaitable(value) else value
+
+
 @contextlib.asynccontextmanager
 async def crash_stage(
-    tmp_path: Path, merchants: int, per_merchant: int
+    tmp_path: Path, database: str, merchants: int, per_merchant: int
 ) -> AsyncIterator[CrashStage]:
     orders, merchant_of = crash_orders(merchants, per_merchant)
     port = free_port()
@@ -251,10 +253,11 @@ async def crash_stage(
             PAYBOT_SEND_RATE="1000",  # the per-chat second still holds; spread over many chats
             PAYBOT_POLL_RATE="5",
             PAYBOT_LOG_LEVEL="WARNING",
+            PAYBOT_DATABASE=database,
         )
         bot = BotProcess(env, tmp_path, fake)
         try:
-            yield CrashStage(fake, sandbox, bot, tmp_path / "paybot.db", merchant_of)
+            yield CrashStage(fake, sandbox, bot, database, merchant_of)
         finally:
             bot.close()
             await sandbox.close()

@@ -176,7 +176,7 @@ def settings_for(fake: FakeBotApi, sandbox_url: str, tmp_path: Path, **extra: st
         "CIMPLIFY_API_BASE": sandbox_url,
         "CIMPLIFY_SECRET_KEY": SECRET_KEY,
         "CIMPLIFY_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "PAYBOT_DATABASE": str(tmp_path / "paybot.db"),
+        "PAYBOT_DATABASE": str(tmp_path / "paybot.db"),  # unless `extra` names another
         "PAYBOT_HTTP_PORT": "0",
         "TELEGRAM_BOT_TOKEN": fake.token,
         "TELEGRAM_API_BASE": fake.base_url,
@@ -205,10 +205,15 @@ async def running_world(
     link_ttl: timedelta = timedelta(hours=24),
     whatsapp: bool = False,
     env: dict[str, str] | None = None,
+    database: str | None = None,
 ) -> AsyncIterator[World]:
+    """A running paybot with fakes around it; on `database` (a SQLite path or a
+    PostgreSQL URL) when given, else on a SQLite file in `tmp_path`."""
     async with contextlib.AsyncExitStack() as stack:
         twilio = await stack.enter_async_context(FakeTwilio()) if whatsapp else None
         extra = (whatsapp_env(twilio) if twilio else {}) | (env or {})
+        if database is not None:
+            extra["PAYBOT_DATABASE"] = database
         async with _world(tmp_path, tuning, link_ttl, extra) as world:
             world.twilio = twilio
             yield world

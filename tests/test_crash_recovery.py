@@ -86,17 +86,18 @@ async def kill_and_restart(stage: CrashStage, rng: random.Random) -> None:
         if measure is None:
             await asyncio.sleep(rng.uniform(0.2, 1.5))  # picks the kill moment, waits for nothing
         else:
-            target = min(measure(stage) + rng.randint(*point.grows_by), point.cap)
+            now = await until(lambda m=measure: m(stage), lambda _: True, 1.0)
+            target = min(now + rng.randint(*point.grows_by), point.cap)
             await until(lambda m=measure: m(stage), lambda v, t=target: v >= t, 30.0)
         await stage.bot.kill()
         await stage.bot.start()
 
 
 async def test_sigkill_at_random_points_loses_nothing_and_repeats_only_in_the_window(
-    tmp_path: Path,
+    tmp_path: Path, database: str
 ) -> None:
     began = time.monotonic()
-    async with crash_stage(tmp_path, merchants=25, per_merchant=4) as stage:
+    async with crash_stage(tmp_path, database, merchants=25, per_merchant=4) as stage:
         await stage.bot.start()
         merchants = Merchants(stage)
         for order_id in stage.merchant_of:
@@ -112,11 +113,11 @@ async def test_sigkill_at_random_points_loses_nothing_and_repeats_only_in_the_wi
         code, _ = await stage.bot.terminate()
         assert code == 0
 
-        assert_nothing_left_in_the_outbox(stage)
-        repeats = assert_only_window_repeats(stage)
-        assert_each_payment_confirmed_once(stage, set(repeats), orders)
-        assert_every_event_stored_and_applied(stage, 2 * len(orders))
-        rehandled = assert_only_window_rehandling(stage, orders)
+        await assert_nothing_left_in_the_outbox(stage)
+        repeats = await assert_only_window_repeats(stage)
+        await assert_each_payment_confirmed_once(stage, set(repeats), orders)
+        await assert_every_event_stored_and_applied(stage, 2 * len(orders))
+        rehandled = await assert_only_window_rehandling(stage, orders)
         assert sorted(merchants.asked) == sorted(orders)  # each /invoice typed once, answered
         print(
             f"\nSIGKILL: {len(stage.bot.kills)} kills; {len(repeats)} window repeats, sent "
@@ -126,16 +127,16 @@ async def test_sigkill_at_random_points_loses_nothing_and_repeats_only_in_the_wi
         )
 
 
-def assert_nothing_left_in_the_outbox(stage: CrashStage) -> None:
-    unsent = stage.rows("SELECT * FROM outbox WHERE sent_at IS NULL")
-    assert unsent == [], [dict(row) for row in unsent]  # neither waiting nor dropped
+async def assert_nothing_left_in_the_outbox(stage: CrashStage) -> None:
+    unsent = await stage.rows("SELECT * FROM outbox WHERE sent_at IS NULL")
+    assert unsent == [], unsent  # neither waiting nor dropped
 
 
-def assert_only_window_repeats(stage: CrashStage) -> dict[int, float]:
+async def assert_only_window_repeats(stage: CrashStage) -> dict[int, float]:
     """Every message Telegram took but the outbox did not record was taken just before
     a kill: the outbox's stated window, nothing else. Message id -> seconds before."""
     repeats = {}
-    for message, call in stage.unrecorded():
+    for message, call in await stage.unrecorded():
         before = [k - call.at for k in stage.bot.kills if -READ_LAG <= k - call.at <= WINDOW]
         words = (message.text or message.caption or "")[:60]
         gaps = [round(k - call.at, 3) for k in stage.bot.kills]
@@ -144,15 +145,17 @@ def assert_only_window_repeats(stage: CrashStage) -> dict[int, float]:
     return repeats
 
 
-def assert_each_payment_confirmed_once(
+async def assert_each_payment_confirmed_once(
     stage: CrashStage, repeats: set[int], orders: list[str]
 ) -> None:
     for order_id in orders:
         chat = stage.merchant_of[order_id]
-        queued = stage.rows(
-            "SELECT COUNT(*) FROM outbox WHERE kind = 'text' AND chat_id = ? AND text LIKE ?",
-            str(chat),
-            f"Order {order_id} (%: Confirmed - %",
+        queued = (
+            await stage.rows(
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'text' AND chat_id = ? AND text LIKE ?",
+                str(chat),
+                f"Order {order_id} (%: Confirmed - %",
+            )
         )[0][0]
         assert queued == 1, (order_id, queued)  # decided once, whatever the deliveries
         copies = stage.confirmations(order_id)
@@ -160,18 +163,18 @@ def assert_each_payment_confirmed_once(
         # Each invoice queued reached the chat; a re-handled /invoice queues another.
         photos = stage.photos(order_id)
         assert photos, order_id
-        expected = stage.invoice_rows(order_id) + sum(m.message_id in repeats for m in photos)
+        expected = await stage.invoice_rows(order_id) + sum(m.message_id in repeats for m in photos)
         assert len(photos) == expected, (order_id, photos)
 
 
-def assert_only_window_rehandling(stage: CrashStage, orders: list[str]) -> dict[str, float]:
+async def assert_only_window_rehandling(stage: CrashStage, orders: list[str]) -> dict[str, float]:
     """An /invoice answered twice was answered the first time just before a kill: handled,
     and killed before it was marked handled. Order id -> seconds before the kill."""
     # The store's times are wall-clock; the kills are time.monotonic(), like ApiCall.at.
     wall_minus_monotonic = time.time() - time.monotonic()
     rehandled = {}
     for order_id in orders:
-        queued = stage.rows(
+        queued = await stage.rows(
             "SELECT outbox.created_at FROM outbox JOIN links ON outbox.link_id = links.id"
             " WHERE outbox.kind = 'invoice' AND outbox.chat_id = ? AND links.order_id = ?"
             " ORDER BY outbox.id",
@@ -188,15 +191,20 @@ def assert_only_window_rehandling(stage: CrashStage, orders: list[str]) -> dict[
     return rehandled
 
 
-def assert_every_event_stored_and_applied(stage: CrashStage, events: int) -> None:
-    rows = stage.rows("SELECT id, applied_at FROM webhook_events")
-    assert {row["id"] for row in rows} == stage.acknowledged_events()
+STORED_EVENTS = "SELECT source_id, finished_at FROM inbox WHERE source = 'cimplify'"
+
+
+async def assert_every_event_stored_and_applied(stage: CrashStage, events: int) -> None:
+    rows = await stage.rows(STORED_EVENTS)
+    assert {row["source_id"] for row in rows} == stage.acknowledged_events()
     assert len(rows) == events  # payment.succeeded and order.completed for each payment
-    assert all(row["applied_at"] is not None for row in rows)
+    assert all(row["finished_at"] is not None for row in rows)
 
 
-async def test_sigterm_finishes_work_in_flight_and_exits_0_within_10_s(tmp_path: Path) -> None:
-    async with crash_stage(tmp_path, merchants=16, per_merchant=1) as stage:
+async def test_sigterm_finishes_work_in_flight_and_exits_0_within_10_s(
+    tmp_path: Path, database: str
+) -> None:
+    async with crash_stage(tmp_path, database, merchants=16, per_merchant=1) as stage:
         orders = list(stage.merchant_of)
         early, late, slow = orders[:3], orders[3:15], orders[15]
         merchants = Merchants(stage)
@@ -212,7 +220,7 @@ async def test_sigterm_finishes_work_in_flight_and_exits_0_within_10_s(tmp_path:
             await stage.sandbox.pay(order_id)
         await until(lambda: confirmations_queued(stage), lambda n: n == len(early), 10)
         await until(stage.link_requests, lambda n: n == len(orders), 10)
-        assert stage.pending() > 0
+        assert await stage.pending() > 0
         before = stage.acknowledged_events()
         stopping = asyncio.create_task(stage.bot.terminate())
         for order_id in late:  # customers pay on through the shutdown and past the exit
@@ -222,7 +230,7 @@ async def test_sigterm_finishes_work_in_flight_and_exits_0_within_10_s(tmp_path:
         assert code == 0 and took < STOP_DEADLINE, (code, took)
         assert len(stage.photos(slow)) == 1  # the outbox's last flush sent it before the exit
         during, at_exit = stage.acknowledged_events() - before, _acknowledged(stage)
-        assert_stopped_cleanly(stage, slow)
+        await assert_stopped_cleanly(stage, slow)
 
         await stage.bot.start()
         await until(stage.confirmed, lambda done: done == {*early, *late}, 20)
@@ -230,11 +238,11 @@ async def test_sigterm_finishes_work_in_flight_and_exits_0_within_10_s(tmp_path:
         await until(lambda: _acknowledged(stage), lambda n: n == 2 * len(early + late), 20)
         code, _ = await stage.bot.terminate()
         assert code == 0
-        assert_nothing_left_in_the_outbox(stage)
-        assert stage.unrecorded() == []
-        assert_each_payment_confirmed_once(stage, set(), early + late)
+        await assert_nothing_left_in_the_outbox(stage)
+        assert await stage.unrecorded() == []
+        await assert_each_payment_confirmed_once(stage, set(), early + late)
         assert len(stage.photos(slow)) == 1
-        assert_every_event_stored_and_applied(stage, 2 * len(early + late))
+        await assert_every_event_stored_and_applied(stage, 2 * len(early + late))
         print(
             f"\nSIGTERM: exit 0 in {took:.2f} s, the slow /invoice answered before it; "
             f"{len(during)} events stored and acknowledged during the shutdown, "
@@ -242,27 +250,29 @@ async def test_sigterm_finishes_work_in_flight_and_exits_0_within_10_s(tmp_path:
         )
 
 
-def assert_stopped_cleanly(stage: CrashStage, slow: str) -> None:
+async def assert_stopped_cleanly(stage: CrashStage, slow: str) -> None:
     """After SIGTERM: the slow command was finished (its link stored, its photo queued),
     every acknowledged webhook was stored and applied, and every message Telegram took
     was recorded. What is still queued waits for the next start, not dropped."""
-    assert stage.invoice_rows(slow) == 1
-    rows = stage.rows("SELECT id, applied_at FROM webhook_events")
-    assert stage.acknowledged_events() <= {row["id"] for row in rows}
-    assert all(row["applied_at"] is not None for row in rows)
-    assert stage.unrecorded() == []
-    assert stage.rows("SELECT * FROM outbox WHERE dropped_at IS NOT NULL") == []
+    assert await stage.invoice_rows(slow) == 1
+    rows = await stage.rows(STORED_EVENTS)
+    assert stage.acknowledged_events() <= {row["source_id"] for row in rows}
+    assert all(row["finished_at"] is not None for row in rows)
+    assert await stage.unrecorded() == []
+    assert await stage.rows("SELECT * FROM outbox WHERE dropped_at IS NOT NULL") == []
 
 
-def confirmations_queued(stage: CrashStage) -> int:
+async def confirmations_queued(stage: CrashStage) -> int:
     sql = "SELECT COUNT(*) FROM outbox WHERE kind = 'text' AND text LIKE '%: Confirmed - %'"
-    return int(stage.rows(sql)[0][0])
+    return int((await stage.rows(sql))[0][0])
 
 
-async def test_sigterm_gives_up_a_command_stuck_on_cimplify_within_10_s(tmp_path: Path) -> None:
+async def test_sigterm_gives_up_a_command_stuck_on_cimplify_within_10_s(
+    tmp_path: Path, database: str
+) -> None:
     """PTB's Application.stop waits for every handler; without a bound, one waiting on
     Cimplify (10 s a try, retried for 20 s) would hold the exit well past 10 s."""
-    async with crash_stage(tmp_path, merchants=1, per_merchant=1) as stage:
+    async with crash_stage(tmp_path, database, merchants=1, per_merchant=1) as stage:
         (order_id,) = stage.merchant_of
         merchants = Merchants(stage)
         await stage.bot.start()
@@ -274,7 +284,7 @@ async def test_sigterm_gives_up_a_command_stuck_on_cimplify_within_10_s(tmp_path
         assert code == 0 and took < STOP_DEADLINE, (code, took)
         print(f"\nSIGTERM with a command stuck on Cimplify: exit 0 in {took:.2f} s")
         # Given up, not lost: it stayed stored, and is answered after the start unasked.
-        assert stage.invoice_rows(order_id) == 0
+        assert await stage.invoice_rows(order_id) == 0
         await stage.bot.start()
         await until(stage.photographed, lambda done: order_id in done, 10)
         assert len(stage.photos(order_id)) == 1 and list(merchants.asked) == [order_id]

@@ -10,6 +10,7 @@ are atomic here because each runs inside one writer's transaction.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,8 @@ from storage.sqlite.migrate import migrate, write_transaction
 from storage.sqlite.outbox import SqliteOutbox
 from storage.sqlite.statements import store_error
 from storage.sqlite.turns import WriterTurns
+
+WAL_TRIES = 20  # about 10 s of waiting in all
 
 
 class SqliteStore:
@@ -38,7 +41,7 @@ class SqliteStore:
         try:
             db.row_factory = sqlite3.Row
             await db.execute("PRAGMA busy_timeout = 5000")
-            await db.execute("PRAGMA journal_mode = WAL")
+            await _enter_wal_mode(db)
             # FULL: a webhook is acknowledged only once its row survives power loss.
             await db.execute("PRAGMA synchronous = FULL")
             await db.execute("PRAGMA foreign_keys = ON")
@@ -77,6 +80,22 @@ class SqliteStore:
                     return await cursor.fetchone() is not None
             except (sqlite3.Error, ValueError):  # ValueError: aiosqlite's closed connection
                 return False
+
+
+async def _enter_wal_mode(db: aiosqlite.Connection) -> None:
+    """Switch to WAL, waiting for processes that open the same new file at this moment.
+
+    The switch takes an exclusive lock without heeding busy_timeout, so another
+    process opening the file together with this one makes it fail at once.
+    """
+    for attempt in range(WAL_TRIES):
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == WAL_TRIES - 1:
+                raise StoreUnavailable(f"SQLite could not enter WAL mode: {error}") from error
+            await asyncio.sleep(0.05 * (attempt + 1))
 
 
 class SqliteTx:
