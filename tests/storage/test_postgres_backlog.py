@@ -1,0 +1,152 @@
+"""The outbox's and the inbox's claims and due times read a bounded number of rows,
+however long the backlog, and whether or not the tables have statistics yet.
+
+A fresh database has none until autovacuum's first ANALYZE, and meanwhile the
+planner takes IS NULL ("unsent", "waiting") to hold for 0.5% of rows: a plan that
+suits a handful of waiting rows may then read all of them, for every head, once
+thousands wait. These tests time nothing. They run each statement the store runs
+under EXPLAIN ANALYZE, on a backlog of BACKLOG rows over 1 and over 100 lanes
+with the heads of half the lanes claimed by a live holder (passed over, as while
+sends are in flight), and count the rows the plan read from the queue's table:
+what each of its nodes on that table returned plus what their filters removed,
+over all their loops. A lane's head is read a few times (found, looked up to be
+locked, updated), so that count stays within a small multiple of the lanes plus
+the claim's limit. BACKLOG is many times that bound, so a plan that reads the
+backlog, by a sequential scan or by walking a whole index, fails here, however
+fast this machine runs it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bot.models import ChatRef, InboxEntry, MessageKind, Outgoing
+from storage.postgres import PostgresStore, inbox, outbox
+from tests.databases import drop_database, fresh_postgres_url
+from tests.storage.contract.support import LEASE, T0, at
+
+BACKLOG = 10_000
+LIMIT = 10
+NOW = at(60)  # every row is due
+QUEUES = ["outbox", "inbox"]
+
+# (table, statement, arguments) as PostgresOutbox and PostgresInbox run them.
+STATEMENTS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
+    "outbox claim": (
+        "outbox",
+        outbox.CLAIM_HEADS,
+        (NOW, sorted(kind.value for kind in MessageKind), LIMIT, "claimer", NOW + LEASE),
+    ),
+    "outbox next due": ("outbox", outbox.NEXT_DUE, ()),
+    "inbox claim": ("inbox", inbox.CLAIM_HEADS, (NOW, LIMIT, "claimer", NOW + LEASE)),
+    "inbox next due": ("inbox", inbox.NEXT_DUE, ()),
+}
+
+
+def rows_read(plan: dict[str, Any], table: str) -> int:
+    """Rows the plan's nodes on `table` returned or filtered out, over all their loops
+    (EXPLAIN gives both as averages per loop)."""
+    read = 0
+    if plan.get("Relation Name") == table:
+        per_loop = (
+            plan["Actual Rows"]
+            + plan.get("Rows Removed by Filter", 0)
+            + plan.get("Rows Removed by Index Recheck", 0)
+        )
+        read = per_loop * plan["Actual Loops"]
+    return read + sum(rows_read(child, table) for child in plan.get("Plans", []))
+
+
+@pytest.fixture
+async def url() -> AsyncIterator[str]:
+    fresh = await fresh_postgres_url()
+    try:
+        yield fresh
+    finally:
+        await drop_database(fresh)
+
+
+@pytest.fixture
+async def connection(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A session on the migrated database, its queues kept from autovacuum's ANALYZE
+    (so they stay as they are in a new database's first seconds)."""
+    store = PostgresStore(url)
+    await store.open()
+    await store.close()
+    opened = await asyncpg.connect(url)
+    try:
+        for table in QUEUES:
+            await opened.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def _fill(url: str, lanes: int) -> None:
+    """BACKLOG messages and entries over `lanes` lanes, through the store; then the
+    heads of half the lanes, the oldest, claimed by a live holder."""
+    messages = [
+        Outgoing(ChatRef("telegram", f"chat-{n % lanes}"), MessageKind.TEXT, f"message {n}")
+        for n in range(BACKLOG)
+    ]
+    entries = [
+        InboxEntry("cimplify", f"event-{n}", "payment", f"order:{n % lanes}", "{}")
+        for n in range(BACKLOG)
+    ]
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        async with store.transaction() as tx:
+            await tx.outbox.enqueue(messages, T0)
+            await tx.inbox.record(entries, T0)
+        async with store.transaction() as tx:
+            await tx.outbox.claim_due(NOW, (lanes + 1) // 2, "sender", NOW + LEASE)
+            await tx.inbox.claim(NOW, (lanes + 1) // 2, "handler", NOW + LEASE)
+    finally:
+        await store.close()
+
+
+async def _plan(connection: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> Any:
+    """The executed plan of `sql`, its changes rolled back."""
+    transaction = connection.transaction()
+    await transaction.start()
+    try:
+        found = await connection.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, *args)
+    finally:
+        await transaction.rollback()
+    return json.loads(found)[0]["Plan"]
+
+
+async def _statistics(connection: asyncpg.Connection) -> int:
+    """Columns of the queues the planner has statistics on."""
+    return int(
+        await connection.fetchval(
+            "SELECT count(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = ANY($1)",
+            QUEUES,
+        )
+    )
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["fresh", "analyzed"])
+@pytest.mark.parametrize("lanes", [1, 100])
+async def test_claims_and_due_times_read_the_heads_not_the_backlog(
+    url: str, connection: asyncpg.Connection, lanes: int, analyzed: bool
+) -> None:
+    await _fill(url, lanes)
+    if analyzed:
+        await connection.execute("ANALYZE outbox, inbox")
+    assert (await _statistics(connection) > 0) == analyzed
+
+    bound = 3 * lanes + 2 * LIMIT
+    assert bound * 20 < BACKLOG
+    for name, (table, sql, args) in STATEMENTS.items():
+        plan = await _plan(connection, sql, args)
+        read = rows_read(plan, table)
+        assert read <= bound, f"{name} read {read} rows of {table}: {json.dumps(plan, indent=1)}"
+        if args:  # a claim: it took the heads left unclaimed, up to its limit
+            assert plan["Actual Rows"] == min(LIMIT, lanes - (lanes + 1) // 2), name
