@@ -50,7 +50,9 @@ from hypothesis.stateful import (
 )
 
 from bot.models import CONFIRMED_WORDS, Status
+from tests.databases import drop_database, fresh_postgres_url
 from tests.harness import MERCHANT, OTHER_MERCHANT, World, quick_tuning, running_world
+from tests.store_rows import inbox_entries
 from tests.truth_model import (
     AMOUNT_VARIANTS,
     FORGERIES,
@@ -69,7 +71,6 @@ from tests.truth_model import (
     press_refresh,
     reply,
     settle,
-    stored_events,
     told_in_texts,
 )
 
@@ -82,6 +83,7 @@ KINDS = (*SUCCESS_KINDS, "payment.failed")
 class PaymentTruth(RuleBasedStateMachine):
     sent = Bundle("sent")  # genuine events delivered at least once: for duplicates
     held = Bundle("held")  # genuine events made but held back: delivered late, reordered
+    on_postgres = False  # which store the bot runs on (PaymentTruthOnPostgres: True)
 
     def __init__(self) -> None:
         super().__init__()
@@ -90,11 +92,20 @@ class PaymentTruth(RuleBasedStateMachine):
         self.folder = Path(tempfile.mkdtemp(prefix="paybot-truth-"))
         self.stack = contextlib.AsyncExitStack()
         try:
-            world = running_world(self.folder, quick_tuning())
+            database = self.runner.run(self._database())
+            world = running_world(self.folder, quick_tuning(), database=database)
             self.world: World = self.runner.run(self.stack.enter_async_context(world))
         except BaseException:
             self.teardown()
             raise
+
+    async def _database(self) -> str | None:
+        """A fresh PostgreSQL database, dropped at teardown; None: a SQLite file."""
+        if not self.on_postgres:
+            return None
+        url = await fresh_postgres_url()
+        self.stack.push_async_callback(drop_database, url)
+        return url
 
     def teardown(self) -> None:
         confirmed = sum(m.confirmed for m in self.truth.links.values())
@@ -299,7 +310,7 @@ class PaymentTruth(RuleBasedStateMachine):
 
     @invariant()
     def every_acknowledged_webhook_is_applied(self) -> None:
-        stored = stored_events(self.world.settings.database)
+        stored = self.runner.run(inbox_entries(self.world.settings.database, "cimplify"))
         acked, refused = self.truth.acked, self.truth.refused
         assert acked <= stored.keys(), acked - stored.keys()
         assert not [i for i in acked if stored[i] is None], stored
@@ -325,3 +336,11 @@ PaymentTruth.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestPaymentTruth = PaymentTruth.TestCase
+
+
+class PaymentTruthOnPostgres(PaymentTruth):
+    on_postgres = True
+
+
+PaymentTruthOnPostgres.TestCase.settings = PaymentTruth.TestCase.settings
+TestPaymentTruthOnPostgres = PaymentTruthOnPostgres.TestCase

@@ -10,12 +10,10 @@ drive the bot as people do and wait for its answer.
 from __future__ import annotations
 
 import base64
-import contextlib
 import itertools
 import json
 import re
 import secrets
-import sqlite3
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -29,6 +27,7 @@ from standardwebhooks import Webhook
 from bot.models import CONFIRMED_WORDS, Status, can_move
 from tests.fakes.bot_api import FakeBotApi
 from tests.harness import MERCHANT, World, wait_until
+from tests.store_rows import inbox_entries
 
 
 @dataclass(frozen=True)
@@ -263,12 +262,6 @@ def caption_histories(fake: FakeBotApi, chat: int) -> list[tuple[str | None, lis
     return [caption_history([first, *p.edits]) for first, p in zip(sent, photos, strict=True)]
 
 
-def stored_events(database: str) -> dict[str, str | None]:
-    """Event id to applied_at, read from the file: the Store has no reader for stored ids."""
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        return dict(db.execute("SELECT id, applied_at FROM webhook_events").fetchall())
-
-
 # ---- driving the bot as people do, waiting for its answer
 
 
@@ -306,8 +299,8 @@ async def settle(world: World, truth: Truth) -> None:
     store, links = world.paybot.store, truth.links
 
     async def unapplied() -> list[str]:
-        async with store.transaction() as tx:
-            return [e.event.id for e in await tx.unapplied_events(1000)]
+        stored = await inbox_entries(world.settings.database, "cimplify")
+        return [event_id for event_id, applied in stored.items() if applied is None]
 
     async def believed() -> dict[str, tuple[Status, bool]]:
         async with store.transaction() as tx:
