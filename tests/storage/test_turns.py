@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from storage.turns import WriterTurns
+from storage.sqlite.turns import WriterTurns
 
 
 async def hold(
