@@ -1,10 +1,11 @@
-"""Rate limits as plain asyncio: a token bucket overall, a minimum gap per key."""
+"""A rate limit as plain asyncio: a token bucket. (The per-chat gap is a pause kept in
+the store, so that it holds whichever process sends: bot/outbox.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 
 
 class TokenBucket:
@@ -37,28 +38,3 @@ class TokenBucket:
         self._updated = now
         self._tokens -= 1
         return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
-
-
-class KeyedGap:
-    """At least `gap` seconds between two uses of the same key (one chat, say)."""
-
-    def __init__(self, gap: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._gap = gap
-        self._clock = clock
-        self._next: dict[Hashable, float] = {}
-
-    def busy(self) -> set[Hashable]:
-        """Keys that must still wait; forgets the ones that need not."""
-        now = self._clock()
-        self._next = {key: at for key, at in self._next.items() if at > now}
-        return set(self._next)
-
-    def use(self, key: Hashable, extra: float = 0.0) -> None:
-        """Record a use now; the key is busy for `gap` (plus `extra`) seconds."""
-        self._next[key] = self._clock() + max(self._gap, extra)
-
-    def soonest(self) -> float | None:
-        """Seconds until the first busy key frees up, or None when none is busy."""
-        if not self._next:
-            return None
-        return max(0.0, min(self._next.values()) - self._clock())

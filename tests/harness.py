@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from paybot.app import Paybot, Tuning
 from bot.config import Settings
 from bot.tracking import PollPolicy
+from paybot.app import Paybot, Tuning
 from sandbox import Sandbox, SandboxServer
 from tests.fakes.bot_api import FakeBotApi, SentMessage
 from tests.fakes.twilio_api import FakeTwilio, TwilioMessage
