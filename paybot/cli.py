@@ -19,6 +19,8 @@ from bot.logs import configure_logging
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        _SIGNALS.install()  # before anything starts: a signal then stops the start
     try:
         settings = Settings.from_env(os.environ)
     except ConfigError as error:
@@ -65,14 +67,62 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
+class _Signals:
+    """SIGINT and SIGTERM from the first instant of `run`, kept until the loop asks.
+
+    Without handlers of its own the process would die of the default action
+    (exit -15) while starting, before anything could be stopped in order."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._wake: Callable[[], object] | None = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._note)
+
+    def _note(self, signum: int, _frame: object) -> None:
+        self.received = signum
+        if self._wake is not None:
+            self._wake()
+
+    async def wait(self) -> None:
+        """Until a signal arrives; at once if one already has."""
+        loop = asyncio.get_running_loop()
+        arrived = asyncio.Event()
+        # Python runs the handler between bytecodes of the main thread; the loop
+        # may be asleep in select, so the handler wakes it through its self-pipe.
+        self._wake = lambda: loop.call_soon_threadsafe(arrived.set)
+        if self.received is not None:
+            return
+        await arrived.wait()
+
+
+_SIGNALS = _Signals()
+
+
 async def _run(settings: Settings) -> int:
+    from handlers.connections import raise_open_files_limit
+
+    raise_open_files_limit()  # each connection needs a file; the soft limit is often 1,024
     from paybot.app import Paybot  # the whole stack loads only for the command that needs it
 
+    if _SIGNALS.received is not None:
+        return 0  # signalled while loading: nothing started
     paybot = Paybot(settings)
+    starting = asyncio.create_task(paybot.start())
+    signalled = asyncio.create_task(_SIGNALS.wait())
     try:
-        await paybot.start()
-        await _until_signalled()
+        await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        if signalled.done():
+            starting.cancel()  # stops the start where it is; `stop` closes what started
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        else:
+            starting.result()  # raises why it could not start
+            await signalled
     finally:
+        signalled.cancel()
         await paybot.stop()
     return 0
 
