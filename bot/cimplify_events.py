@@ -89,6 +89,10 @@ class JsonObject:
         value = self._get(key)
         if not isinstance(value, str) or not 0 < len(value) <= _TEXT_MAX:
             self._fail(key, f"not a string of 1 to {_TEXT_MAX} characters")
+        if not value.isprintable():
+            # Neither a lone surrogate ("\udcff": no store can hold it, no chat can show
+            # it) nor a control character has a place in an id, a token or a reference.
+            self._fail(key, "holds a character that is not text")
         if pattern is not None and not pattern.fullmatch(value):
             self._fail(key, "not in the expected form")
         return value

@@ -15,6 +15,8 @@ from datetime import datetime
 
 from bot import render
 from bot.cimplify_events import parse_event
+from bot.deliveries import tell_merchants
+from bot.event_matching import match_success
 from bot.models import (
     EventType,
     InboxEntry,
@@ -115,45 +117,34 @@ def _announce(
 
 
 async def _apply(tx: Tx, event: WebhookEvent, now: datetime) -> None:
-    if event.type not in (
-        EventType.PAYMENT_SUCCEEDED,
-        EventType.ORDER_COMPLETED,
-        EventType.PAYMENT_FAILED,
-    ):
+    if event.type == EventType.PAYMENT_FAILED:
+        await _fail(tx, event, now)
+    elif event.type in (EventType.PAYMENT_SUCCEEDED, EventType.ORDER_COMPLETED):
+        await _confirm(tx, event, now)
+    else:
         log.info("webhook %s: type %s is not ours to act on", event.id, event.type)
-        return
-    link = await _link_for(tx, event)
+
+
+async def _fail(tx: Tx, event: WebhookEvent, now: datetime) -> None:
+    link = await tx.links.by_token(event.token) if event.token else None
+    if link is None or link.order_id != event.order_id:
+        link = await tx.links.latest_for_order(event.order_id)
     if link is None:
         log.warning("webhook %s: no link for order %s", event.id, event.order_id)
         return
-    if event.type == EventType.PAYMENT_FAILED:
-        await move(tx, link.id, Status.FAILED, now, event.reference)
-    else:
-        await _confirm(tx, link, event, now)
+    await move(tx, link.id, Status.FAILED, now, event.reference)
 
 
-async def _link_for(tx: Tx, event: WebhookEvent) -> Link | None:
-    # `order.completed` speaks of the order and may carry no token (CONTRACT §2).
-    if event.token:
-        link = await tx.links.by_token(event.token)
-        if link is not None:
-            return link
-    return await tx.links.latest_for_order(event.order_id)
-
-
-async def _confirm(tx: Tx, link: Link, event: WebhookEvent, now: datetime) -> None:
+async def _confirm(tx: Tx, event: WebhookEvent, now: datetime) -> None:
+    match = await match_success(tx, event, now)
+    link = match.link
+    if link is None:
+        log.warning("webhook %s: no link for order %s", event.id, event.order_id)
+        return
     if link.confirmed_at is not None:
         return  # a repeat, or the other of payment.succeeded / order.completed
-    subscribers = await tx.subscriptions.for_link(link.id)
-    if event.amount is not None and event.amount != link.total:
-        # Never "Confirmed" for money that did not arrive as invoiced.
-        log.error(
-            "webhook %s: paid %s, link %s expects %s", event.id, event.amount, link.id, link.total
-        )
-        text = render.amount_mismatch(link, event.amount)
-        await tx.outbox.enqueue(
-            [Outgoing(s.chat, MessageKind.TEXT, text, link.id) for s in subscribers], now
-        )
+    if match.mismatch is not None:
+        await _refuse(tx, link, event, match.mismatch, now)
         return
     if not await tx.links.confirm(link.id, now, event.reference):
         return
@@ -165,4 +156,15 @@ async def _confirm(tx: Tx, link: Link, event: WebhookEvent, now: datetime) -> No
         reference=event.reference or link.reference,
         next_poll_at=None,
     )
+    subscribers = await tx.subscriptions.for_link(link.id)
     await tx.outbox.enqueue(_announce(link, subscribers, render.confirmed, now), now)
+
+
+async def _refuse(tx: Tx, link: Link, event: WebhookEvent, why: str, now: datetime) -> None:
+    """Never "Confirmed" for money that did not arrive as invoiced: the merchants hear it."""
+    log.error("webhook %s not applied to link %s: %s", event.id, link.id, why)
+    if why == "amount" and event.amount is not None:
+        text = render.amount_mismatch(link, event.amount)
+    else:
+        text = render.event_mismatch(link, event.id, why)
+    await tell_merchants(tx, link, text, now)

@@ -239,6 +239,13 @@ def amount_mismatch(link: Link, paid: Money) -> str:
     )
 
 
+def event_mismatch(link: Link, event_id: str, why: str) -> str:
+    return (
+        f"{_title(link)}: Cimplify sent a payment event ({event_id}) that does not match this "
+        f"link: {why}. Not confirmed: check the payment in Cimplify."
+    )
+
+
 def already_paid(order_id: str, business_name: str | None = None) -> str:
     who = f" ({business_name})" if business_name else ""
     return f"Order {order_id}{who}: {ALREADY_PAID_WORDS}. There is nothing left to pay."
