@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.databases import POSTGRES, Database
+from bench.databases import Database
 from bench.posting import Event, Posted, events, post_concurrently, unstored
 from bench.report import Report
 from bench.stage import staged
@@ -110,20 +110,14 @@ def _seconds(applied_in: float | None) -> str:
     return f"in {applied_in:.1f} s" if applied_in is not None else f"not in {APPLY_TIMEOUT:.0f} s"
 
 
-def compare(sqlite: Report, postgres: Report) -> Report:
-    """PostgreSQL's ingest against SQLite's, both measured in this run."""
+def compare(sqlite: Report, postgres: Report) -> None:
+    """Add to PostgreSQL's report its ingest against SQLite's, both measured in this run."""
     on_sqlite, on_postgres = sqlite.figures["events_per_s"], postgres.figures["events_per_s"]
     ratio = on_postgres / on_sqlite
-    report = Report("ingest ratio", store=POSTGRES)
-    report.add(
-        "webhook ingest, PostgreSQL against SQLite (the rows above, same run)",
+    postgres.add(
+        "webhook ingest, PostgreSQL against SQLite (the row above, same run)",
         f"{ratio:.2f}× SQLite's ({on_postgres:,.0f} vs {on_sqlite:,.0f} events/s)",
         f"≥ {RATIO_TARGET}× SQLite's, every 2xx stored",
         ratio >= RATIO_TARGET and not postgres.figures["lost"],
     )
-    report.figures = {
-        "sqlite_events_per_s": on_sqlite,
-        "postgres_events_per_s": on_postgres,
-        "postgres_over_sqlite": ratio,
-    }
-    return report
+    postgres.figures["postgres_over_sqlite"] = ratio
