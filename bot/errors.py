@@ -19,7 +19,8 @@
     ├── DeliveryError               sending a chat message failed
     │   ├── RetryLater              the channel asked us to wait `seconds`
     │   ├── TransientDelivery       network trouble: try again with backoff
-    │   └── PermanentDelivery       never retry: blocked, chat not found
+    │   ├── PermanentDelivery       never retry: blocked, chat not found
+    │   └── ChatMoved               the chat has a new id (a group became a supergroup)
     └── StoreError                  the store failed; raised out of a transaction
         ├── StoreUnavailable        locked, busy, disk full, connection lost, server
         │                           down: nothing was written; try again later
@@ -125,6 +126,12 @@ class TransientDelivery(DeliveryError):
 
 class PermanentDelivery(DeliveryError):
     pass
+
+
+class ChatMoved(DeliveryError):
+    def __init__(self, new_chat_id: str) -> None:
+        super().__init__(f"the chat moved to {new_chat_id}")
+        self.new_chat_id = new_chat_id
 
 
 class StoreError(PaybotError):

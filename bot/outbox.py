@@ -26,19 +26,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot import render
 from bot.deliveries import announce_receipt, tell_merchants
-from bot.errors import PermanentDelivery, RetryLater, StoreError, StoreUnavailable
+from bot.errors import (
+    ChatMoved,
+    PermanentDelivery,
+    RetryLater,
+    StoreError,
+    StoreUnavailable,
+    TransientDelivery,
+)
 from bot.inbox import Leases
-from bot.models import Link, MessageKind, Outgoing, QueuedMessage, Role
+from bot.models import ChatRef, Link, MessageKind, Outgoing, QueuedMessage, Role, Subscription
 from bot.pacing import TokenBucket
-from bot.ports import Store
+from bot.ports import Store, Tx
+from bot.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +58,8 @@ IDLE_WAIT = 5.0
 PASSED_OVER_WAIT = 0.25
 NEW_MESSAGES = frozenset(kind for kind in MessageKind if kind is not MessageKind.CAPTION)
 EDITS = frozenset({MessageKind.CAPTION})
+UNEXPECTED_TRIES = 5  # an error nobody foresaw is tried this often, then dropped
+RECORD_RETRY_MOST = 5.0  # seconds between tries of recording a send while the store fails
 FLUSH_GRACE = 2.0  # on shutdown, how long messages already due may take to go out
 
 
@@ -83,9 +94,11 @@ class Outbox:
         overall_rate: float = 29.0,
         holder: str = "outbox",
         leases: Leases | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._store = store
         self._messengers = messengers
+        self._telemetry = telemetry or Telemetry()
         self._clock = clock
         self._gap = timedelta(seconds=per_chat_gap)
         self._sends = TokenBucket(overall_rate)
@@ -97,6 +110,7 @@ class Outbox:
         self._leases = leases or Leases()
         self._wakes: list[asyncio.Event] = []  # one for each dispatch loop
         self._sending: set[asyncio.Task[None]] = set()
+        self._in_hand: set[int] = set()  # ids of the messages being sent or recorded
         self._progress = asyncio.Event()  # set as each send ends
 
     def wake(self) -> None:
@@ -140,7 +154,10 @@ class Outbox:
         async with self._store.transaction() as tx:
             due = await tx.outbox.claim_due(now, self._claim_size, self._holder, until, kinds)
         for queued in due:
+            if queued.id in self._in_hand:
+                continue  # its claim lapsed while its send was being recorded: still ours
             await budget.acquire()
+            self._in_hand.add(queued.id)
             task = asyncio.create_task(self._send(queued))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
@@ -182,6 +199,7 @@ class Outbox:
         except Exception:
             log.exception("outbox: message %s to %s failed unexpectedly", queued.id, chat)
         finally:
+            self._in_hand.discard(queued.id)
             self._progress.set()
             self.wake()
 
@@ -200,10 +218,28 @@ class Outbox:
             await self._retry(queued, timedelta(seconds=wait.seconds), str(wait), pause=True)
         except PermanentDelivery as error:
             await self._drop(queued, str(error))
-        except Exception as error:  # network trouble, or a channel bug: keep the message
-            await self._retry(queued, _backoff(queued.attempts), repr(error))
+        except ChatMoved as moved:
+            await self._follow(queued, ChatRef(queued.message.chat.channel, moved.new_chat_id))
+        except TransientDelivery as error:  # network trouble: it passes
+            await self._retry(queued, _backoff(queued.attempts), str(error))
+        except Exception as error:  # nobody foresaw it: a few tries, never a stalled chat
+            log.exception(
+                "outbox: message %s to %s failed unexpectedly", queued.id, queued.message.chat
+            )
+            if queued.attempts + 1 >= UNEXPECTED_TRIES:
+                await self._drop(queued, f"failed {UNEXPECTED_TRIES} times: {error!r}", tell=True)
+            else:
+                await self._retry(queued, _backoff(queued.attempts), repr(error))
         else:
+            reached = self._clock()  # the channel has it: what the metrics count from
             await self._mark_sent(queued, sent_id)
+            self._count_sent(queued, reached)
+
+    def _count_sent(self, queued: QueuedMessage, at: datetime) -> None:
+        channel = queued.message.chat.channel
+        self._telemetry.sent(queued.id, channel, at)
+        if queued.message.kind is MessageKind.INVOICE:
+            self._telemetry.meter.invoice(channel)
 
     async def _delivery(self, queued: QueuedMessage) -> Delivery | None:
         message = queued.message
@@ -219,6 +255,23 @@ class Outbox:
         return Delivery(message, link, message_id, mine.role if mine else None)
 
     async def _mark_sent(self, queued: QueuedMessage, sent_id: str | None) -> None:
+        """Record the send, trying the record again (never the send) while the store fails:
+        the channel has the message, and sending it again would repeat it in the chat."""
+        for attempt in itertools.count():
+            try:
+                await self._record_sent(queued, sent_id)
+                return
+            except StoreUnavailable as error:
+                wait = min(RECORD_RETRY_MOST, 0.25 * 2**attempt)
+                log.error(
+                    "outbox: message %s was sent; recording it failed (%s); again in %s s",
+                    queued.id,
+                    error,
+                    wait,
+                )
+                await asyncio.sleep(wait)
+
+    async def _record_sent(self, queued: QueuedMessage, sent_id: str | None) -> None:
         message, now = queued.message, self._clock()
         # Urgent: until this commits, a crash would send the message again.
         async with self._store.transaction(urgent=True) as tx:
@@ -239,20 +292,47 @@ class Outbox:
             queued.message.chat,
             error,
             wait.total_seconds(),
+            extra={"chat": str(queued.message.chat)},
         )
+        self._telemetry.meter.message(queued.message.chat.channel, "retried")
         again = self._clock() + wait
         async with self._store.transaction() as tx:
             await tx.outbox.retry(queued.id, again, error)
             if pause:  # the channel asked for quiet in this chat, not just for this message
                 await tx.outbox.pause_chat(queued.message.chat, again)
 
-    async def _drop(self, queued: QueuedMessage, error: str) -> None:
-        log.error("outbox: dropping message %s to %s: %s", queued.id, queued.message.chat, error)
+    async def _follow(self, queued: QueuedMessage, new: ChatRef) -> None:
+        """The chat has a new id: its subscriptions and its queue move there, in order."""
+        old, now = queued.message.chat, self._clock()
+        log.warning("outbox: %s moved to %s; its subscriptions and messages follow", old, new)
+        async with self._store.transaction() as tx:
+            await tx.subscriptions.move_chat(old, new)
+            waiting = await tx.outbox.unsent_for(old)
+            await tx.outbox.enqueue([replace(q.message, chat=new) for q in waiting], now)
+            for moved in waiting:
+                await tx.outbox.drop(moved.id, now, f"moved to {new}")
+        self.wake()
+
+    async def _drop(self, queued: QueuedMessage, error: str, tell: bool = False) -> None:
+        chat = queued.message.chat
+        log.error(
+            "outbox: dropping message %s to %s: %s",
+            queued.id,
+            chat,
+            error,
+            extra={"chat": str(chat)},
+        )
+        self._telemetry.dropped(queued.id, chat.channel)
         message, now = queued.message, self._clock()
         async with self._store.transaction() as tx:
             await tx.outbox.drop(queued.id, now, error)
             link = await tx.links.get(message.link_id) if message.link_id else None
-            if link is not None and message.kind is MessageKind.INVOICE:
+            if link is not None and tell and message.kind is not MessageKind.CAPTION:
+                # Said once, and never about a merchant's own lost message to themselves.
+                if not any(s.chat == message.chat for s in await _merchants(tx, link.id)):
+                    text = render.message_lost(link, message.chat)
+                    await tell_merchants(tx, link, text, now)
+            elif link is not None and message.kind is MessageKind.INVOICE:
                 subs = await tx.subscriptions.for_link(link.id)
                 if any(s.chat == message.chat and s.role is Role.CUSTOMER for s in subs):
                     # A customer we cannot reach: the merchant forwards the link instead.
@@ -283,6 +363,10 @@ class Outbox:
         """On shutdown, let messages already handed to a channel be recorded."""
         if self._sending:
             await asyncio.wait(list(self._sending), timeout=5)
+
+
+async def _merchants(tx: Tx, link_id: str) -> list[Subscription]:
+    return [s for s in await tx.subscriptions.for_link(link_id) if s.role is Role.MERCHANT]
 
 
 def _backoff(attempts: int) -> timedelta:

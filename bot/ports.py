@@ -132,6 +132,10 @@ class Subscriptions(Protocol):
     async def set_message_id(self, link_id: str, chat: ChatRef, message_id: str) -> None:
         """Remember the chat's invoice message for the link, for later edits."""
 
+    async def move_chat(self, old: ChatRef, new: ChatRef) -> int:
+        """The chat has a new id (a group became a supergroup): its subscriptions follow,
+        keeping their invoice message ids; how many moved."""
+
 
 class OutboxQueue(Protocol):
     """Chat messages waiting to be sent, each chat's in order, and what became of them."""
@@ -188,6 +192,9 @@ class OutboxQueue(Protocol):
 
     async def pending_count(self) -> int:
         """Messages neither sent nor dropped."""
+
+    async def unsent_for(self, chat: ChatRef) -> list[QueuedMessage]:
+        """The chat's messages neither sent nor dropped, in the order they go out."""
 
     async def record_delivery(
         self, channel: str, remote_id: str, status: DeliveryStatus, at: datetime

@@ -239,6 +239,13 @@ def amount_mismatch(link: Link, paid: Money) -> str:
     )
 
 
+def message_lost(link: Link, chat: ChatRef) -> str:
+    return (
+        f"{_title(link)}: a message to {chat} could not be delivered and was given up. "
+        f"Send them the link yourself: {link.url}"
+    )
+
+
 def event_mismatch(link: Link, event_id: str, why: str) -> str:
     return (
         f"{_title(link)}: Cimplify sent a payment event ({event_id}) that does not match this "

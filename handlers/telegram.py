@@ -24,7 +24,14 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -34,7 +41,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.errors import PermanentDelivery, RetryLater, TransientDelivery
+from bot.errors import ChatMoved, PermanentDelivery, RetryLater, TransientDelivery
 from bot.invoices import qr_png
 from bot.models import Button, ChatRef, InboxEntry, InboxItem, MessageKind, Role
 from bot.outbox import Delivery
@@ -185,6 +192,8 @@ class TelegramMessenger:
             return await self._call(delivery)
         except RetryAfter as error:
             raise RetryLater(_seconds(error)) from error
+        except ChatMigrated as error:  # a group became a supergroup, with a new id
+            raise ChatMoved(str(error.new_chat_id)) from error
         except Forbidden as error:  # the user blocked the bot, or it was removed from the group
             raise PermanentDelivery(error.message) from error
         except BadRequest as error:

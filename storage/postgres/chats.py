@@ -37,6 +37,23 @@ class PostgresSubscriptions:
         )
         return [records.subscription_from(row) for row in found]
 
+    async def move_chat(self, old: ChatRef, new: ChatRef) -> int:
+        # A link the new chat already hears of keeps that subscription.
+        moved = await self._sql.change(
+            "UPDATE subscriptions AS s SET chat_id = $3 WHERE s.channel = $1 AND s.chat_id = $2"
+            " AND NOT EXISTS (SELECT 1 FROM subscriptions AS t WHERE t.link_id = s.link_id"
+            " AND t.channel = $1 AND t.chat_id = $3)",
+            old.channel,
+            old.chat_id,
+            new.chat_id,
+        )
+        await self._sql.change(
+            "DELETE FROM subscriptions WHERE channel = $1 AND chat_id = $2",
+            old.channel,
+            old.chat_id,
+        )
+        return moved
+
     async def set_message_id(self, link_id: str, chat: ChatRef, message_id: str) -> None:
         await self._sql.change(
             "UPDATE subscriptions SET message_id = $1"

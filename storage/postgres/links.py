@@ -130,8 +130,10 @@ class PostgresLinks:
 
 # Moving payments (the status test matches the partial index links_moving_due) are
 # taken first, then the others fill what is left of the limit; one statement, each
-# part walking its own index in order and skipping rows another claimer holds.
-_CLAIM_MOVING_FIRST = f"""
+# part walking its own index in order and skipping rows another claimer holds. The
+# claimed links are then updated through the primary key (the ANY): joined to the
+# CTE alone, the planner may hash every link, tracked or long done, to find them.
+CLAIM_MOVING_FIRST = f"""
 WITH moving AS (
     SELECT {_LINK_COLUMNS}, 0 AS rank FROM links
     WHERE next_poll_at <= $1 AND status IN ('processing', 'awaiting_authorization')
@@ -142,14 +144,16 @@ WITH moving AS (
     ORDER BY next_poll_at LIMIT greatest($2 - (SELECT count(*) FROM moving), 0)
     FOR UPDATE SKIP LOCKED
 ), due AS (SELECT * FROM moving UNION ALL SELECT * FROM others)
-UPDATE links SET next_poll_at = $3 FROM due WHERE links.id = due.id RETURNING due.*
+UPDATE links SET next_poll_at = $3 FROM due
+WHERE links.id = ANY(ARRAY(SELECT id FROM due)) AND links.id = due.id RETURNING due.*
 """  # noqa: S608  constants only
-_CLAIM_SOONEST = f"""
+CLAIM_SOONEST = f"""
 WITH due AS (
     SELECT {_LINK_COLUMNS}, 0 AS rank FROM links WHERE next_poll_at <= $1
     ORDER BY next_poll_at LIMIT $2 FOR UPDATE SKIP LOCKED
 )
-UPDATE links SET next_poll_at = $3 FROM due WHERE links.id = due.id RETURNING due.*
+UPDATE links SET next_poll_at = $3 FROM due
+WHERE links.id = ANY(ARRAY(SELECT id FROM due)) AND links.id = due.id RETURNING due.*
 """  # noqa: S608  constants only
 
 
@@ -165,7 +169,7 @@ class PostgresPollSchedule:
     async def claim_due(
         self, now: datetime, limit: int, until: datetime, moving_first: bool = True
     ) -> list[Link]:
-        sql = _CLAIM_MOVING_FIRST if moving_first else _CLAIM_SOONEST
+        sql = CLAIM_MOVING_FIRST if moving_first else CLAIM_SOONEST
         found = await self._sql.rows(sql, now, max(limit, 0), until)
         # RETURNING keeps no order; the CTEs' is restored here.
         found.sort(key=lambda row: (row["rank"], row["next_poll_at"]))

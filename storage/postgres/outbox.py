@@ -171,5 +171,14 @@ class PostgresOutbox(PostgresReceipts):
             records.error_text(error),
         )
 
+    async def unsent_for(self, chat: ChatRef) -> list[QueuedMessage]:
+        found = await self._sql.rows(
+            "SELECT * FROM outbox WHERE channel = $1 AND chat_id = $2"
+            " AND sent_at IS NULL AND dropped_at IS NULL ORDER BY lane_seq",
+            chat.channel,
+            chat.chat_id,
+        )
+        return [records.queued_message_from(row) for row in found]
+
     async def pending_count(self) -> int:
         return int(await self._sql.value(f"SELECT count(*) FROM outbox WHERE {_UNSENT}"))  # noqa: S608

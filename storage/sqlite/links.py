@@ -176,6 +176,18 @@ class SqliteSubscriptions(SqliteStatements):
         )
         return [rows.subscription_from(row) for row in found]
 
+    async def move_chat(self, old: ChatRef, new: ChatRef) -> int:
+        # OR IGNORE: a link the new chat already hears of keeps that subscription.
+        moved = await self._change(
+            "UPDATE OR IGNORE subscriptions SET chat_id = ? WHERE channel = ? AND chat_id = ?",
+            (new.chat_id, old.channel, old.chat_id),
+        )
+        await self._change(
+            "DELETE FROM subscriptions WHERE channel = ? AND chat_id = ?",
+            (old.channel, old.chat_id),
+        )
+        return moved
+
     async def set_message_id(self, link_id: str, chat: ChatRef, message_id: str) -> None:
         await self._change(
             "UPDATE subscriptions SET message_id = ?"

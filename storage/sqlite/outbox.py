@@ -127,6 +127,14 @@ class SqliteOutbox(SqliteStatements):
             (time_text(at), error[:_ERROR_CHARS], message_id),
         )
 
+    async def unsent_for(self, chat: ChatRef) -> list[QueuedMessage]:
+        found = await self._rows(
+            "SELECT * FROM outbox WHERE channel = ? AND chat_id = ?"
+            " AND sent_at IS NULL AND dropped_at IS NULL ORDER BY id",
+            (chat.channel, chat.chat_id),
+        )
+        return [rows.queued_message_from(row) for row in found]
+
     async def pending_count(self) -> int:
         return await self._count(
             "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dropped_at IS NULL"

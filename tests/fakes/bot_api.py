@@ -12,7 +12,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl
@@ -67,14 +67,23 @@ class SentMessage:
 class BotApiError(Exception):
     """An error answer; the method handlers raise it, the endpoint renders it."""
 
-    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        retry_after: int | None = None,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.status, self.description, self.retry_after = status, description, retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
     def response(self) -> JSONResponse:
         body: Json = {"ok": False, "error_code": self.status, "description": self.description}
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
+        if self.migrate_to_chat_id is not None:
+            body["parameters"] = {"migrate_to_chat_id": self.migrate_to_chat_id}
         return JSONResponse(body, status_code=self.status)
 
 
@@ -99,6 +108,10 @@ class FakeBotApi:
         self._sent: dict[tuple[int, int], SentMessage] = {}
         self._faults: dict[str, list[BotApiError]] = {}
         self._blocked: set[int] = set()
+        self._migrated: dict[int, int] = {}  # a group's old id -> its supergroup's
+        # Runs after a message is accepted and before the answer leaves: the moment a
+        # bot has sent and not yet recorded it.
+        self.before_answering_send: Callable[[SentMessage], Awaitable[None]] | None = None
         self._open_queries: set[str] = set()
         self._names: dict[int, str] = {}
         self._commands: list[Any] = []
@@ -196,6 +209,10 @@ class FakeBotApi:
     def block(self, chat_id: int) -> None:
         self._blocked.add(chat_id)
 
+    def migrate(self, chat_id: int, new_chat_id: int) -> None:
+        """The group became a supergroup: what is sent to the old id is refused, naming the new."""
+        self._migrated[chat_id] = new_chat_id
+
     @property
     def limits(self) -> SendLimits | None:
         return self._limiter.limits if self._limiter else None
@@ -247,6 +264,9 @@ class FakeBotApi:
         chat_id = call.params.get("chat_id")
         if isinstance(chat_id, int) and chat_id in self._blocked:
             raise BotApiError(403, "Forbidden: bot was blocked by the user")
+        if isinstance(chat_id, int) and chat_id in self._migrated:
+            upgraded = "Bad Request: group chat was upgraded to a supergroup chat"
+            raise BotApiError(400, upgraded, migrate_to_chat_id=self._migrated[chat_id])
         self._throttle(call, chat_id)
         return await handler(call)
 
@@ -300,7 +320,10 @@ class FakeBotApi:
 
     async def _api_sendmessage(self, call: ApiCall) -> Json:
         text = _checked_content("text", call.params.get("text"))
-        return self._store(call.params, text=text)
+        answer = self._store(call.params, text=text)
+        if self.before_answering_send is not None:
+            await self.before_answering_send(self.sent[-1])
+        return answer
 
     async def _api_sendphoto(self, call: ApiCall) -> Json:
         caption = _checked_content("caption", call.params.get("caption"))

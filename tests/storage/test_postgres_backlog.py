@@ -25,15 +25,17 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bot.models import ChatRef, InboxEntry, MessageKind, Outgoing
-from storage.postgres import PostgresStore, inbox, outbox
+from bot.models import ChatRef, InboxEntry, MessageKind, Outgoing, Status
+from storage.postgres import PostgresStore, inbox, links, outbox
 from tests.databases import drop_database, fresh_postgres_url
-from tests.storage.contract.support import LEASE, T0, at
+from tests.storage.contract.support import LEASE, T0, a_link, at
 
 BACKLOG = 10_000
 LIMIT = 10
 NOW = at(60)  # every row is due
-QUEUES = ["outbox", "inbox"]
+QUEUES = ["outbox", "inbox", "links"]
+TRACKED = 2_000  # links polled, all but DUE of them later
+DUE = 2 * LIMIT
 
 # (table, statement, arguments) as PostgresOutbox and PostgresInbox run them.
 STATEMENTS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
@@ -122,14 +124,18 @@ async def _plan(connection: asyncpg.Connection, sql: str, args: tuple[Any, ...])
     return json.loads(found)[0]["Plan"]
 
 
-async def _statistics(connection: asyncpg.Connection) -> int:
-    """Columns of the queues the planner has statistics on."""
-    return int(
-        await connection.fetchval(
-            "SELECT count(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = ANY($1)",
-            QUEUES,
-        )
+async def _analyze_or_not(
+    connection: asyncpg.Connection, tables: list[str], analyzed: bool
+) -> None:
+    """Leave the tables without statistics, as in a new database, or analyse them."""
+    for table in tables if analyzed else []:
+        await connection.execute(f"ANALYZE {table}")
+    found = await connection.fetchval(
+        "SELECT count(DISTINCT tablename) FROM pg_stats"
+        " WHERE schemaname = 'public' AND tablename = ANY($1)",
+        tables,
     )
+    assert found == (len(tables) if analyzed else 0)
 
 
 @pytest.mark.parametrize("analyzed", [False, True], ids=["fresh", "analyzed"])
@@ -138,9 +144,7 @@ async def test_claims_and_due_times_read_the_heads_not_the_backlog(
     url: str, connection: asyncpg.Connection, lanes: int, analyzed: bool
 ) -> None:
     await _fill(url, lanes)
-    if analyzed:
-        await connection.execute("ANALYZE outbox, inbox")
-    assert (await _statistics(connection) > 0) == analyzed
+    await _analyze_or_not(connection, ["outbox", "inbox"], analyzed)
 
     bound = 3 * lanes + 2 * LIMIT
     assert bound * 20 < BACKLOG
@@ -150,3 +154,40 @@ async def test_claims_and_due_times_read_the_heads_not_the_backlog(
         assert read <= bound, f"{name} read {read} rows of {table}: {json.dumps(plan, indent=1)}"
         if args:  # a claim: it took the heads left unclaimed, up to its limit
             assert plan["Actual Rows"] == min(LIMIT, lanes - (lanes + 1) // 2), name
+
+
+async def _track(url: str) -> None:
+    """TRACKED links, DUE of them due at NOW (half of those moving), the rest later."""
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        async with store.transaction() as tx:
+            for n in range(TRACKED):
+                moving = n % 2 == 0
+                link = a_link(
+                    f"lnk_{n}",
+                    order_id=str(n),
+                    status=Status.PROCESSING if moving else Status.PENDING,
+                    next_poll_at=T0 if n < DUE else at(86_400),
+                )
+                await tx.links.insert(link)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["fresh", "analyzed"])
+async def test_poll_claims_read_the_due_links_not_every_link(
+    url: str, connection: asyncpg.Connection, analyzed: bool
+) -> None:
+    """The same count for the poll schedule: its claims read the links due (each a
+    few times), not every link ever tracked."""
+    await _track(url)
+    await _analyze_or_not(connection, ["links"], analyzed)
+
+    bound = 4 * DUE
+    assert bound * 20 < TRACKED
+    for sql in (links.CLAIM_MOVING_FIRST, links.CLAIM_SOONEST):
+        plan = await _plan(connection, sql, (NOW, LIMIT, NOW + LEASE))
+        read = rows_read(plan, "links")
+        assert read <= bound, f"read {read} rows of links: {json.dumps(plan, indent=1)}"
+        assert plan["Actual Rows"] == LIMIT
