@@ -33,8 +33,8 @@ class PrintedChat:
         message = delivery.message
         self.texts.append(message.text)
         if message.kind is MessageKind.CAPTION:
-            status = message.text.rsplit("\n", 1)[-1]
-            self._show(f"{self._indent}(the invoice above now reads: {status})\n")
+            # Telegram edits the invoice's caption in place; here that would repeat the
+            # status message just printed, so the edit is kept (for --script) but not shown.
             return None
         shown = self._message(message.text)
         if message.kind is MessageKind.INVOICE and delivery.link is not None:

@@ -6,6 +6,7 @@ as at a real keyboard.
 
 from __future__ import annotations
 
+import codecs
 import fcntl
 import os
 import pty
@@ -33,6 +34,8 @@ class Terminal:
         self.process = process
         self._master = master
         self.screen = ""  # everything written so far, escape sequences removed
+        # A character's bytes may straddle two reads.
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def type(self, keys: str) -> None:
         os.write(self._master, keys.encode())
@@ -64,7 +67,7 @@ class Terminal:
             chunk = os.read(self._master, 65536)
         except OSError:  # the program ended and closed the terminal
             return
-        first, *after_clears = chunk.decode(errors="replace").split(_CLEAR_LINE)
+        first, *after_clears = self._decoder.decode(chunk).split(_CLEAR_LINE)
         self._add(first)
         for text in after_clears:  # the line is wiped, as the terminal wipes it
             self.screen = self.screen[: self.screen.rfind("\n") + 1]
