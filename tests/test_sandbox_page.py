@@ -175,3 +175,13 @@ async def test_the_page_loads_nothing_from_outside(client: httpx.AsyncClient) ->
     assert "http://" not in page.text and "https://" not in page.text
     for asset in ("page.js", "page.css"):
         assert (await client.get(f"/sandbox/assets/{asset}")).status_code == 200
+
+
+async def test_a_bank_transfer_in_naira_waits_for_the_transfer(client: httpx.AsyncClient) -> None:
+    token = (await create_link(client, "2001")).json()["token"]
+    init = await client.post(f"/v1/pay/orders/{token}/init", json={"method": "bank_transfer"})
+    assert init.status_code == 200 and init.json()["reference"].startswith("BANK-")
+    await awaiting(client, token)
+    answer = {"reference": init.json()["reference"], "approve": True}
+    await client.post(f"/sandbox/checkout/{token}/authorize", json=answer)
+    assert await link_status(client, token) == "paid"

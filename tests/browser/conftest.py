@@ -27,10 +27,10 @@ CHROMIUM_ARGS = [
 
 
 def chromium_path() -> str | None:
-    """PAYBOT_CHROMIUM, or Debian's chromium on the PATH."""
+    """PAYBOT_CHROMIUM, or Debian's chromium on the PATH; None when it is not there."""
     given = os.environ.get("PAYBOT_CHROMIUM")
     if given:
-        return given
+        return given if os.access(given, os.X_OK) else None
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -48,7 +48,7 @@ async def browser() -> AsyncIterator[object]:
         _no_browser("the playwright package is not installed (pip install -e '.[test]')")
     executable = chromium_path()
     if executable is None:
-        _no_browser("no chromium found (Debian: apt-get install chromium)")
+        _no_browser("no chromium found (Debian: apt-get install chromium; or set PAYBOT_CHROMIUM)")
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:

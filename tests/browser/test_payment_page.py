@@ -219,3 +219,20 @@ async def test_the_page_fits_a_360_px_screen_and_loads_while_slow(
     await customer.sees("auth_choice")
     width = await customer.page.evaluate("document.documentElement.scrollWidth")
     assert width <= 360  # nothing sticks out sideways on a small phone
+
+
+async def test_a_bank_transfer_shows_where_to_send_the_money(
+    world: World, browser: Browser, screenshots: Path
+) -> None:
+    url, _ = await invoice(world, "2001")
+    customer = await Customer.arrive(await phone_context(browser), screenshots)
+    await customer.open(url)
+    await customer.click("Pay as guest")
+    await customer.page.get_by_label("Bank transfer", exact=True).check()
+    await customer.click("Pay ₦10,000.00")
+    await customer.sees("awaiting_authorization", "bank_transfer")
+    instructions = customer.page.locator("#authorize-instructions")
+    await expect(instructions).to_contain_text("Transfer ₦10,000.00 to Sandbox Bank")
+    await customer.click("Approve")
+    await customer.sees("success")
+    await world.wait_message("Order 2001 (Mama Put Lagos): Confirmed")
