@@ -30,6 +30,7 @@ class ConsoleChat:
         self._out = out
         self._fd = fd
         self.interactive = os.isatty(fd) and out.isatty()
+        self.interrupted = False
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._write_lock = threading.Lock()
         self._prompting = False  # readline's prompt is on screen, waiting for a line
@@ -52,6 +53,7 @@ class ConsoleChat:
 
     def interrupt(self) -> None:
         """End the input now (Ctrl-C): `next_line` returns None."""
+        self.interrupted = True
         self._lines.put_nowait(None)
 
     def show(self, text: str) -> None:

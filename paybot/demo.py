@@ -159,6 +159,8 @@ async def _chat(demo: Demo) -> int:
             if line.strip().lower() in ("/quit", "/exit"):
                 break
             commands.put_nowait(line)
+        if not demo.console.interactive and not demo.console.interrupted:
+            await commands.join()  # lines piped in are each answered before the end
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -174,6 +176,8 @@ async def _handle_each(demo: Demo, commands: asyncio.Queue[str]) -> None:
             await demo.say(line, CUSTOMER_STEP)
         except Exception as error:  # a bug in one command must not end the chat
             print(f"demo: {line!r} failed: {error!r}", file=sys.stderr)
+        finally:
+            commands.task_done()
 
 
 # The scripted conversation: each line, whose chat answers, and the words that must

@@ -4,12 +4,14 @@ customer's chat, and leaving at once."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.process import clean_env, start_paybot
+from tests.process import ENTRY, clean_env, start_paybot
 from tests.terminal import CTRL_C, CTRL_D, paybot_on_terminal
 
 LINK = r"http://127\.0\.0\.1:[0-9]+/plt_[A-Za-z0-9_-]+"
@@ -103,3 +105,21 @@ def test_the_script_plays_a_customer_too_and_ignores_settings_it_does_not_use(
     assert code == 0, demo.lines
     assert any(line.startswith("    customer › Confirmed") for line in demo.lines["stdout"])
     assert demo.lines["stdout"][-1] == "demo: the whole conversation played as expected."
+
+
+def test_lines_piped_in_are_each_answered_before_the_end(tmp_path: Path) -> None:
+    done = subprocess.run(  # noqa: S603 - fixed arguments, this test's own
+        [sys.executable, "-c", ENTRY, "demo"],
+        input="/invoice 1001\n/status 1001\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Pay here:" in done.stdout
+    assert "paybot › Order 1001 (Kofi's Kitchen): Pending" in done.stdout
+    assert "you › " not in done.stdout  # no prompt without a terminal
