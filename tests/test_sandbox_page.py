@@ -4,11 +4,14 @@ not send, two payments never interleave on one link, and page payments sign webh
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import httpx
 import pytest
 
-from sandbox import AsgiServer, Sandbox, SandboxServer
+from bot import render
+from bot.models import Money
+from sandbox import AsgiServer, Sandbox, SandboxServer, catalogue
 from sandbox.ledger import PaymentInProgress
 from tests.test_sandbox import (
     SECRET_KEY,
@@ -185,3 +188,12 @@ async def test_a_bank_transfer_in_naira_waits_for_the_transfer(client: httpx.Asy
     answer = {"reference": init.json()["reference"], "approve": True}
     await client.post(f"/sandbox/checkout/{token}/authorize", json=answer)
     assert await link_status(client, token) == "paid"
+
+
+@pytest.mark.parametrize(
+    "currency", ["GHS", "NGN", "KES", "UGX", "TZS", "RWF", "ZAR", "XOF", "XAF", "EGP", "USD"]
+)
+def test_the_page_writes_money_as_the_chat_does(currency: str) -> None:
+    for amount in ("75.00", "12345.5", "0.25", "1000000"):
+        chat = render.money(Money(Decimal(amount), currency))
+        assert catalogue.format_money(Decimal(amount), currency) == chat
