@@ -83,12 +83,14 @@ class CimplifyApi:
         link_url: Callable[[str], str],
         challenge_url: Callable[[Link], str],
         on_started: Callable[[Link], None],
+        being_played: Callable[[str], bool] = lambda token: False,
     ) -> None:
         self._ledger = ledger
         self._secret = f"Bearer {secret_key}".encode()
         self._link_url = link_url
         self._challenge_url = challenge_url  # a card's 3-D Secure page
         self._on_started = on_started
+        self._being_played = being_played  # Sandbox.pay is paying it, from its first step
 
     def routes(self) -> list[Route]:
         return [
@@ -172,6 +174,8 @@ class CimplifyApi:
             offered = ", ".join(catalogue.methods(currency))
             return error(400, "bad_request", f"expected a payment method of {offered}")
         try:
+            if self._being_played(link.token):
+                raise PaymentInProgress(f"a payment is already under way on {link.token}")
             self._ledger.start_payment(link.token, attempt.reference_prefix, attempt)
         except LinkExpired:
             return error(410, "link_expired", "this payment link has expired", status="expired")

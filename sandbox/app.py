@@ -89,6 +89,7 @@ class Sandbox:
                 link_url=self.link_url,
                 challenge_url=self.challenge_url,
                 on_started=self.checkout.started,
+                being_played=self._playing.__contains__,
             )
             gate = Middleware(ApiGate, plan=self._faults, requests=self.requests)
             # The page's catch-all `/{token}` goes last, after every fixed route.
