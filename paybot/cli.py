@@ -56,6 +56,9 @@ def _run_async(command: Callable[[], Awaitable[int]]) -> int:
 
     try:
         return asyncio.run(main())
+    except ConfigError as error:  # found at start (an unreachable database, say)
+        print(f"paybot: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except OSError as error:
