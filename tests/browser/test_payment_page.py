@@ -70,7 +70,9 @@ async def test_a_guest_pays_by_mtn_momo_and_the_merchant_hears_confirmed(
     await customer.sees("success", "success")
     await world.wait_message("Confirmed")
     told = [t.split(": ", 1)[1].split(" - ")[0] for t in world.texts() if t.startswith("Order 1")]
-    assert told[-3:] == ["Processing", "Awaiting authorization", "Confirmed"], told
+    # A poll may see `paid` before the webhook lands, and say Paid before Confirmed.
+    moving = [words for words in told if words != "Paid"]
+    assert moving[-3:] == ["Processing", "Awaiting authorization", "Confirmed"], told
     assert customer.only_asked_the_sandbox(sandbox_url(world)), customer.requested
 
 
