@@ -279,7 +279,11 @@ def open_links(links: Iterable[Link], now: datetime) -> str:
 
 
 def no_link(order_id: str) -> str:
-    return f"No payment link for order {order_id} yet. Type /invoice {order_id} to create one."
+    # paybot knows only the orders it invoiced: it cannot say whether Cimplify has this one.
+    return (
+        f"paybot has made no payment link for order {order_id}, so it cannot tell whether "
+        f"Cimplify knows that order. Type /invoice {order_id} to make one."
+    )
 
 
 def not_authorized(sender: str, setting: str) -> str:

@@ -7,6 +7,7 @@ message, so answers share its durability and pacing.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,9 @@ from bot.tracking import Tracker
 log = logging.getLogger(__name__)
 
 MERCHANT_COMMANDS = frozenset({"invoice", "open"})
+# What a merchant types when they mean a phone number, right or wrong: "+233 24…", "024-…".
+_NUMBER_LIKE = re.compile(r"\+?[0-9][0-9 ().-]*")
+NOT_A_NUMBER = "That is not a phone number, so only you got the link."
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,12 @@ class Conversation:
         order_id = parse_order_id(command.args[0])  # checked before the number, and any request
         # People type numbers with spaces ("024 123 4567"): the rest of the line is the number.
         number = " ".join(command.args[1:])
+        if number and not _NUMBER_LIKE.fullmatch(number):
+            # Not a number at all ("/invoice 1001 tomorrow"): the merchant still gets the
+            # invoice, and the usage line for naming a customer.
+            await self._invoices.issue(order_id, command.chat)
+            await self.reply(command.chat, f"{NOT_A_NUMBER} {render.INVOICE_FOR_CUSTOMER}")
+            return
         customer = self._customer(number) if number else None
         await self._invoices.issue(order_id, command.chat, customer)
 

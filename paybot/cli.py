@@ -1,43 +1,63 @@
-"""`paybot run | demo | sandbox`."""
+"""`paybot run | demo | sandbox`: Cimplify payment links in a merchant's chat."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
+import logging
 import os
 import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from importlib.metadata import PackageNotFoundError, version
 
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.logs import configure_logging
+
+log = logging.getLogger("paybot")
+
+DESCRIPTION = (
+    "paybot sends Cimplify payment links in a merchant's Telegram or WhatsApp chat, follows "
+    "each payment and says Confirmed when the money is in."
+)
+EPILOG = (
+    "Settings are environment variables (a .env file in the working folder may add to them); "
+    "the README's Settings section describes each one. New here? Try: paybot demo"
+)
+NOBODY_CAN_REACH = (
+    "no chat channel is set, so nobody can reach this bot: set TELEGRAM_BOT_TOKEN and "
+    "TELEGRAM_MERCHANTS for Telegram, or TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, "
+    "TWILIO_WHATSAPP_FROM and WHATSAPP_MERCHANTS for WhatsApp (README: Running it for real)"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         _SIGNALS.install()  # before anything starts: a signal then stops the start
+    if args.command == "demo":
+        configure_logging("WARNING", [])
+        return _run_async(lambda: _demo(args.script))
     try:
-        settings = Settings.from_env(os.environ)
+        settings = Settings.from_env({**os.environ, **_sandbox_keys(args)})
     except ConfigError as error:
         print(f"paybot: {error}", file=sys.stderr)  # one line, naming the setting
         return 2
-    configure_logging(
-        "WARNING" if args.command == "demo" else settings.log_level, settings.secrets()
-    )
-    command: Callable[[], Awaitable[int]]
+    configure_logging(settings.log_level, settings.secrets())
     if args.command == "run":
-        command = lambda: _run(settings)  # noqa: E731
-    elif args.command == "demo":
-        command = lambda: _demo(settings, args.script)  # noqa: E731
-    else:
-        command = lambda: _sandbox(settings, args.port)  # noqa: E731
+        return _run_async(lambda: _run(settings))
+    return _run_async(lambda: _sandbox(settings, args.port))
+
+
+def _run_async(command: Callable[[], Awaitable[int]]) -> int:
+    async def main() -> int:
+        return await command()
+
     try:
-        return asyncio.run(command())
+        return asyncio.run(main())
     except ConfigError as error:  # found at start (an unreachable database, say)
         print(f"paybot: {error}", file=sys.stderr)
         return 2
@@ -48,15 +68,56 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _version() -> str:
+    try:
+        return version("paybot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="paybot", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the bot (embedded sandbox unless CIMPLIFY_API_BASE is set)")
-    demo = sub.add_parser("demo", help="the bot with a console chat and the embedded sandbox")
+    parser = argparse.ArgumentParser(prog="paybot", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"paybot {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
+    sub.add_parser(
+        "run",
+        help="run the bot: chat channels, webhooks, polling and sending "
+        "(with an embedded Cimplify sandbox unless CIMPLIFY_API_BASE is set)",
+        description="Run the bot until Ctrl-C or SIGTERM. " + EPILOG,
+    )
+    demo = sub.add_parser(
+        "demo",
+        help="try paybot in this terminal: the bot, a Cimplify sandbox and a console chat, "
+        "with a payment page to open in a browser; needs no account and no setting",
+        description="The whole bot with your terminal as the merchant's chat.",
+    )
     demo.add_argument("--script", action="store_true", help="play a whole conversation and exit")
-    sandbox = sub.add_parser("sandbox", help="run the Cimplify sandbox alone")
-    sandbox.add_argument("--port", type=int, default=8090)
+    _sandbox_parser(sub)
     return parser
+
+
+def _sandbox_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="run the Cimplify sandbox alone, with its payment pages, to point a bot at",
+        description="The Cimplify sandbox alone. Its keys are new at each start unless given, "
+        "by these flags or by CIMPLIFY_SECRET_KEY and CIMPLIFY_WEBHOOK_SECRET (the flags win), "
+        "so that a bot pointed at it survives its restart.",
+    )
+    sandbox.add_argument("--port", type=int, default=8090, help="where it listens (8090)")
+    sandbox.add_argument("--secret-key", help="the secret key it accepts (CIMPLIFY_SECRET_KEY)")
+    sandbox.add_argument(
+        "--webhook-secret",
+        help="the whsec_ secret it signs webhooks with (CIMPLIFY_WEBHOOK_SECRET)",
+    )
+
+
+def _sandbox_keys(args: argparse.Namespace) -> dict[str, str]:
+    """The sandbox's key flags, as the settings they stand for (checked the same way)."""
+    if args.command != "sandbox":
+        return {}
+    given = {"CIMPLIFY_SECRET_KEY": args.secret_key, "CIMPLIFY_WEBHOOK_SECRET": args.webhook_secret}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 async def _until_signalled() -> None:
@@ -109,6 +170,8 @@ async def _run(settings: Settings) -> int:
 
     if _SIGNALS.received is not None:
         return 0  # signalled while loading: nothing started
+    if settings.telegram_bot_token is None and not settings.whatsapp_enabled:
+        log.warning(NOBODY_CAN_REACH)
     paybot = Paybot(settings)
     starting = asyncio.create_task(paybot.start())
     signalled = asyncio.create_task(_SIGNALS.wait())
@@ -127,20 +190,26 @@ async def _run(settings: Settings) -> int:
     return 0
 
 
-async def _demo(settings: Settings, script: bool) -> int:
+async def _demo(script: bool) -> int:
     from paybot.demo import run_demo
 
-    return await run_demo(settings, script)
+    return await run_demo(os.environ, script)  # a bad WHATSAPP_DEFAULT_REGION: one line, 2
 
 
 async def _sandbox(settings: Settings, port: int) -> int:
-    from sandbox import run_standalone
+    from sandbox import new_webhook_secret, run_standalone
 
-    key = "sk_sandbox_" + secrets.token_urlsafe(24)
-    webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    webhook_url = f"{settings.public_url}/webhooks/cimplify"
+    key = settings.cimplify_secret_key
+    webhook_secret = settings.cimplify_webhook_secret
     serving = asyncio.create_task(
-        run_standalone(settings.http_host, port, key, webhook_secret, webhook_url)
+        run_standalone(
+            settings.http_host,
+            port,
+            key.reveal() if key else "sk_sandbox_" + secrets.token_urlsafe(24),
+            webhook_secret.reveal() if webhook_secret else new_webhook_secret(),
+            f"{settings.public_url}/webhooks/cimplify",
+            fixed_keys=key is not None and webhook_secret is not None,
+        )
     )
     signalled = asyncio.create_task(_until_signalled())
     await asyncio.wait({serving, signalled}, return_when=asyncio.FIRST_COMPLETED)

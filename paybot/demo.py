@@ -1,178 +1,238 @@
 """`paybot demo`: the whole bot, the embedded sandbox, and a console chat.
 
 The console stands in for Telegram: what you type is a merchant's message, what
-paybot sends is printed, the QR drawn with block characters. `/pay 1001` plays
-the customer paying. `--script` plays a whole conversation and checks it.
+paybot sends is printed, the QR drawn with block characters and the link beside it
+to open in a browser, where paying moves the chat. `/invoice 1002 +233241234567`
+also plays the customer's WhatsApp chat, printed apart. `/pay 1001` plays the
+customer paying. `--script` plays a whole conversation and checks it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import tempfile
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
 from bot.config import Settings
-from bot.invoices import qr_text
-from bot.models import ChatRef, MessageKind
-from bot.outbox import Delivery
+from bot.models import ChatRef, DeliveryStatus
 from bot.tracking import PollPolicy
-from handlers.commands import Command
-from paybot.app import Paybot, Tuning
+from handlers.commands import Command, Conversation, CustomerReach
+from paybot.app import MERCHANT_SETTINGS, Paybot, Tuning
+from paybot.console import ConsoleChat
+from paybot.demo_customer import pay_command
+from paybot.demo_messengers import CustomerChat, MerchantChat
 
 CHAT = ChatRef("console", "merchant")
-DEADLINE = 30.0
-_BACKGROUND: set[asyncio.Task[None]] = set()  # payments being played in the background
+DEADLINE = 30.0  # seconds for each scripted line's answers
+# The only settings the demo reads: one meant for `paybot run` (a Telegram token, a
+# PostgreSQL database) must not stop it.
+DEMO_SETTINGS = ("WHATSAPP_DEFAULT_REGION",)
+DEFAULT_REGION = "GH"  # the seeded customers' numbers are Ghanaian
+CUSTOMER_STEP = 2.5  # seconds between the played customer's steps: time to read each status
+# Polls at a pace a person can watch: every status a payment goes through is seen and told.
+WATCHED = PollPolicy(
+    active=timedelta(seconds=0.5),
+    fresh=timedelta(seconds=1),
+    fresh_for=timedelta(minutes=10),
+    idle_min=timedelta(seconds=2),
+    idle_max=timedelta(seconds=5),
+    jitter=0.0,
+)
+_QUICK = timedelta(milliseconds=150)
+SCRIPTED = PollPolicy(active=_QUICK, fresh=_QUICK, idle_min=_QUICK, jitter=0.0)
 
-SCRIPT = [
-    "/help",
-    "/invoice 1001",
-    "/invoice 1001",
-    "/pay 1001",
-    "/status 1001",
-    "/invoice 1004",
-    "/invoice 1005",
-    "/invoice 10O1!",
-    "/invoice 2001",
-    "/pay 2001 failed",
-    "/open",
-]
+INTRO = """\
+paybot demo: you are a merchant chatting with paybot; a Cimplify sandbox plays Cimplify.
+Orders 1001 and 1002 (GHS), 2001 (NGN) and 3001 (KES) are open; 1004 is paid; 1005 cancelled.
 
+  /invoice 1001                 the payment link and its QR code
+  (open the link in a browser)  pay as a customer would: this chat follows the payment
+  /pay 1001                     or let the demo's customer pay (/pay 2001 failed: a failure)
+  /invoice 1002 +233241234567   the customer gets their copy too, shown as customer ›
+  /help                         paybot's own commands
+  /quit, Ctrl-D or Ctrl-C       leave
 
-class ConsoleMessenger:
-    """Prints what paybot sends to the console chat, and remembers it."""
-
-    def __init__(self, write: Callable[[str], object] = sys.stdout.write) -> None:
-        self._write = write
-        self.texts: list[str] = []
-
-    async def deliver(self, delivery: Delivery) -> str | None:
-        message = delivery.message
-        self.texts.append(message.text)
-        if message.kind is MessageKind.CAPTION:
-            status = message.text.rsplit("\n", 1)[-1]
-            self._write(f"  (the invoice above now reads: {status})\n")
-            return None
-        if message.kind is MessageKind.INVOICE and delivery.link is not None:
-            self._write(qr_text(delivery.link.url))
-        self._write("paybot › " + message.text.replace("\n", "\n         ") + "\n\n")
-        return str(len(self.texts))
+"""
 
 
-async def run_demo(settings: Settings, script: bool) -> int:
-    console = ConsoleMessenger()
-    with tempfile.TemporaryDirectory(prefix="paybot-demo-") as folder:
-        demo_settings = replace(
-            settings,
-            database=str(Path(folder) / "demo.db"),
-            http_port=0,
-            cimplify_api_base=None,
-            telegram_bot_token=None,
+class Demo:
+    """A running paybot with the console as the merchant's chat."""
+
+    def __init__(
+        self, paybot: Paybot, console: ConsoleChat, region: str | None, scripted: bool
+    ) -> None:
+        self.paybot = paybot
+        self.scripted = scripted  # a played payment is awaited, so the script can check it
+        self.notes: list[str] = []
+        self.console = console
+        merchant, customer = (
+            paybot.tuning.messengers["console"],
+            paybot.tuning.messengers["whatsapp"],
         )
-        paybot = Paybot(demo_settings, _tuning(console, script))
-        await paybot.start()
-        try:
-            if script:
-                return await _play(paybot, console)
-            await _chat(paybot)
-            return 0
-        finally:
-            await paybot.stop()
+        assert isinstance(merchant, MerchantChat) and isinstance(customer, CustomerChat)
+        self.merchant, self.customer = merchant, customer
+        customer.on_delivered = self._delivered
+        # The demo plays the customer's WhatsApp, so customers are always reachable here.
+        reach = CustomerReach(whatsapp=True, default_region=region)
+        self.conversation = Conversation(
+            paybot.store,
+            paybot.invoices,
+            paybot.tracker,
+            paybot.tuning.clock,
+            paybot.outbox.wake,
+            MERCHANT_SETTINGS.__getitem__,
+            reach,
+        )
+
+    async def say(self, line: str, step_delay: float) -> None:
+        """One line typed by the merchant: a command for paybot, or /pay for the customer."""
+        words = line.split()
+        if not words:
+            return
+        if words[0].lower() == "/pay":
+            await pay_command(self, words[1:], step_delay, wait=self.scripted)
+            return
+        name = words[0].lstrip("/").lower()
+        await self.conversation.handle(Command(CHAT, "console", True, name, tuple(words[1:])))
+
+    async def _delivered(self, message_id: str) -> None:
+        await self.paybot.deliveries.apply("whatsapp", message_id, DeliveryStatus.DELIVERED)
+
+    def note(self, text: str) -> None:
+        """The demo's own words, as a chat line of their own."""
+        self.notes.append(text)
+        self.console.show(f"demo › {text}\n\n")
 
 
-def _tuning(console: ConsoleMessenger, script: bool) -> Tuning:
-    if not script:
-        return Tuning(messengers={"console": console}, per_chat_gap=0.3)
-    quick = timedelta(milliseconds=150)
-    return Tuning(
-        messengers={"console": console},
-        per_chat_gap=0.0,
-        poll_policy=PollPolicy(active=quick, fresh=quick, idle_min=quick, jitter=0.0),
+def demo_settings(environ: Mapping[str, str], folder: str) -> Settings:
+    used = {name: environ[name] for name in DEMO_SETTINGS if name in environ}
+    read = Settings.from_env(used, dotenv_path=None)
+    return read.with_overrides(
+        database=str(Path(folder) / "demo.db"),
+        http_port=0,
+        whatsapp_default_region=read.whatsapp_default_region or DEFAULT_REGION,
     )
 
 
-async def _chat(paybot: Paybot) -> None:
-    print("paybot demo: you are a merchant on a chat with paybot. Orders 1001, 1002, 2001,")
-    print("3001 are open; 1004 is paid; 1005 is cancelled. Try /invoice 1001, then")
-    print("/pay 1001 to play the customer paying. /quit or Ctrl-D ends.\n")
-    loop = asyncio.get_running_loop()
-    while True:
+async def run_demo(environ: Mapping[str, str], script: bool) -> int:
+    console = ConsoleChat()
+    with tempfile.TemporaryDirectory(prefix="paybot-demo-") as folder:
+        settings = demo_settings(environ, folder)
+        paybot = Paybot(settings, _tuning(console, script))
+        await paybot.start()
+        demo = Demo(paybot, console, settings.whatsapp_default_region, script)
         try:
-            line = await loop.run_in_executor(None, input, "you › ")
-        except EOFError:
-            return
-        if line.strip() in ("/quit", "/exit"):
-            return
-        await _say(paybot, line, step_delay=2.5, wait=False)
+            if script:
+                return await _play(demo)
+            return await _chat(demo)
+        finally:
+            await demo.customer.close()
+            await paybot.stop()
+            console.close()
 
 
-async def _say(paybot: Paybot, line: str, step_delay: float, wait: bool = True) -> None:
-    words = line.split()
-    if not words:
-        return
-    if words[0] == "/pay":
-        paying = asyncio.create_task(_pay(paybot, words[1:], step_delay))
-        if wait:
-            await paying
-        else:
-            _BACKGROUND.add(paying)
-            paying.add_done_callback(_BACKGROUND.discard)
-        return
-    name = words[0].lstrip("/").lower()
-    await paybot.conversation.handle(Command(CHAT, "console", True, name, tuple(words[1:])))
+def _tuning(console: ConsoleChat, script: bool) -> Tuning:
+    messengers = {
+        "console": MerchantChat("paybot", console.show),
+        "whatsapp": CustomerChat("customer", console.show, margin="    "),
+    }
+    if script:
+        return Tuning(messengers=messengers, per_chat_gap=0.0, poll_policy=SCRIPTED)
+    return Tuning(messengers=messengers, per_chat_gap=0.3, poll_policy=WATCHED)
 
 
-async def _pay(paybot: Paybot, args: list[str], step_delay: float) -> None:
-    if not args or paybot.sandbox is None:
-        print("Type /pay <order_id> [failed]")
-        return
-    outcome = "failed" if args[1:] == ["failed"] else "paid"
+async def _chat(demo: Demo) -> int:
+    """Lines in order until /quit, the end of input or a signal; 0 in each case."""
+    demo.console.show(INTRO)
+    commands: asyncio.Queue[str] = asyncio.Queue()
+    worker = asyncio.create_task(_handle_each(demo, commands))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, demo.console.interrupt)
+    demo.console.start()
     try:
-        await paybot.sandbox.pay(args[0], outcome=outcome, step_delay=step_delay)
-    except (KeyError, ValueError) as error:
-        print(f"(sandbox) {error}")
-
-
-async def _play(paybot: Paybot, console: ConsoleMessenger) -> int:
-    for line in SCRIPT:
-        print(f"you › {line}")
-        seen = len(console.texts)
-        await _say(paybot, line, step_delay=0.5)
-        expected = _expectation(line)
-        if not await _wait_for(paybot, console, expected, seen):
-            print(f"demo: expected {expected!r} after {line!r}", file=sys.stderr)
-            return 1
-    print("demo: the whole conversation played as expected.")
+        while (line := await demo.console.next_line()) is not None:
+            if line.strip().lower() in ("/quit", "/exit"):
+                break
+            commands.put_nowait(line)
+        if not demo.console.interactive and not demo.console.interrupted:
+            await commands.join()  # lines piped in are each answered before the end
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
     return 0
 
 
-def _expectation(line: str) -> str:
-    """Words that must appear in paybot's answers after each scripted line."""
-    return {
-        "/help": "/invoice <order_id>",
-        "/invoice 1001": "Pay here:",
-        "/pay 1001": "Confirmed",
-        "/status 1001": "Confirmed",
-        "/invoice 1004": "Already paid",
-        "/invoice 1005": "cannot take payment",
-        "/invoice 10O1!": "not an order id",
-        "/invoice 2001": "Pay here:",
-        "/pay 2001 failed": "Failed",
-        "/open": "2001",
-    }[line]
+async def _handle_each(demo: Demo, commands: asyncio.Queue[str]) -> None:
+    while True:
+        line = await commands.get()
+        try:
+            await demo.say(line, CUSTOMER_STEP)
+        except Exception as error:  # a bug in one command must not end the chat
+            print(f"demo: {line!r} failed: {error!r}", file=sys.stderr)
+        finally:
+            commands.task_done()
 
 
-async def _wait_for(paybot: Paybot, console: ConsoleMessenger, words: str, seen: int) -> bool:
-    """Until the outbox is empty and `words` was in a message after the first `seen`."""
+# The scripted conversation: each line, whose chat answers, and the words that must
+# appear there, in this order.
+SCRIPT: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("/help", "merchant", ("/invoice <order_id>",)),
+    ("/invoice 1001", "merchant", ("Pay here:",)),
+    ("/invoice 1001", "merchant", ("Pay here:",)),
+    ("/pay 1001", "merchant", ("Processing", "Awaiting authorization", "Confirmed")),
+    ("/status 1001", "merchant", ("Confirmed",)),
+    ("/pay 1001", "demo", ("already paid",)),
+    ("/invoice 1004", "merchant", ("Already paid",)),
+    ("/invoice 1005", "merchant", ("cannot take payment",)),
+    ("/invoice 10O1!", "merchant", ("not an order id",)),
+    ("/pay 2001", "demo", ("type /invoice 2001 first",)),
+    ("/invoice 2001", "merchant", ("Pay here:",)),
+    ("/pay 2001 failed", "merchant", ("Failed",)),
+    ("/invoice 1002 +233241234567", "customer", ("Pay here:",)),
+    ("/pay 1002", "customer", ("Processing", "Confirmed - thank you!")),
+    ("/invoice 3001 tomorrow", "merchant", ("Pay here:", "not a phone number")),
+    ("/status 9999", "merchant", ("no payment link for order 9999",)),
+    ("/open", "merchant", ("2001",)),
+)
+
+
+async def _play(demo: Demo) -> int:
+    for line, chat, words in SCRIPT:
+        demo.console.show(f"you › {line}\n")
+        texts = _texts(demo, chat)
+        seen = len(texts)
+        await demo.say(line, step_delay=0.5)
+        if not await _wait_for(demo.paybot, texts, words, seen):
+            print(f"demo: expected {words!r} in the {chat}'s chat after {line!r}", file=sys.stderr)
+            return 1
+    demo.console.show("demo: the whole conversation played as expected.\n")
+    return 0
+
+
+def _texts(demo: Demo, chat: str) -> list[str]:
+    return {"merchant": demo.merchant.texts, "customer": demo.customer.texts}.get(chat, demo.notes)
+
+
+async def _wait_for(paybot: Paybot, texts: list[str], words: tuple[str, ...], seen: int) -> bool:
+    """Until the outbox is empty and `words` came, in order, after the first `seen` texts."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DEADLINE
     while loop.time() < deadline:
         async with paybot.store.transaction() as tx:
             pending = await tx.outbox.pending_count()
-        if pending == 0 and any(words in text for text in console.texts[seen:]):
+        if pending == 0 and _in_order(words, texts[seen:]):
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+def _in_order(words: tuple[str, ...], texts: list[str]) -> bool:
+    remaining = iter(texts)
+    return all(any(word in text for text in remaining) for word in words)

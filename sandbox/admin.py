@@ -1,4 +1,4 @@
-"""Routes for driving a demo by hand, and the hosted payment page.
+"""Routes for driving a demo by hand.
 
 No authentication: this is a sandbox on a developer's machine, and nothing here
 moves money.
@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.api import error, read_json_object
-from sandbox.hosted_page import render_not_found, render_page
-from sandbox.records import Order, money, rfc3339
+from sandbox.ledger import OrderNotPayable, PaymentInProgress
+from sandbox.records import Order, OrderState, money, rfc3339
 
 if TYPE_CHECKING:
     from sandbox.app import Sandbox
@@ -31,7 +31,6 @@ class AdminRoutes:
             Route("/sandbox/orders", self.list_orders, methods=["GET"]),
             Route("/sandbox/orders/{order_id}/pay", self.pay, methods=["POST"]),
             Route("/sandbox/links/{token}/expire", self.expire, methods=["POST"]),
-            Route("/pay/{token}", self.page, methods=["GET"]),
         ]
 
     async def list_orders(self, request: Request) -> Response:
@@ -71,12 +70,26 @@ class AdminRoutes:
             return error(400, "bad_request", f"step_delay must be 0 to {_MAX_STEP_DELAY:g}")
         order_id = request.path_params["order_id"]
         try:
+            self._issue_if_needed(order_id)
             token = self._sandbox.pay_later(order_id, outcome=outcome, step_delay=step_delay)
         except KeyError:
             return error(404, "order_not_found", f"no order {order_id}")
+        except OrderNotPayable:
+            return error(409, "order_not_payable", f"order {order_id} is cancelled")
+        except PaymentInProgress as exc:
+            return error(409, "payment_in_progress", str(exc))
         except ValueError as exc:
             return error(409, "no_live_link", str(exc))
-        return JSONResponse({"order_id": order_id, "token": token, "outcome": outcome}, 202)
+        url = self._sandbox.link_url(token)
+        body = {"order_id": order_id, "token": token, "url": url, "outcome": outcome}
+        return JSONResponse(body, 202)
+
+    def _issue_if_needed(self, order_id: str) -> None:
+        """An open order with no live link gets one, so that the banner's example works
+        on a fresh sandbox (a bot's later `/invoice` reuses it)."""
+        ledger = self._sandbox.ledger
+        if ledger.order(order_id).state is OrderState.OPEN and ledger.live_link(order_id) is None:
+            ledger.issue_link(order_id)
 
     async def expire(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -85,11 +98,3 @@ class AdminRoutes:
         except KeyError:
             return error(404, "link_not_found", "no such payment link")
         return JSONResponse({"token": token, "status": "expired"})
-
-    async def page(self, request: Request) -> Response:
-        ledger = self._sandbox.ledger
-        link = ledger.links.get(request.path_params["token"])
-        if link is None:
-            return HTMLResponse(render_not_found(), 404)
-        html = render_page(ledger.order(link.order_id), ledger.status(link).value)
-        return HTMLResponse(html)

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox import catalogue
 from sandbox.ledger import (
     Ledger,
     LinkExpired,
@@ -26,11 +27,10 @@ from sandbox.ledger import (
     PaymentInProgress,
     StoredReply,
 )
-from sandbox.records import ORDER_ID, Link, LinkStatus, money, rfc3339
+from sandbox.records import ORDER_ID, Attempt, Link, LinkStatus, money, rfc3339
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
-_PROVIDER = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_PHONE = re.compile(r"\+?[0-9]{7,15}")
+PHONE = re.compile(r"\+?[0-9]{7,15}")
 _MAX_BODY = 2048
 
 
@@ -54,25 +54,43 @@ async def read_json_object(request: Request) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def payment_method(body: dict[str, Any]) -> str | None:
-    """The reference prefix for a valid `/init` body, or None when the body is bad."""
-    if body == {"method": "card"}:
-        return "CARD"
-    if body.keys() != {"method", "provider", "phone"} or body["method"] != "mobile_money":
+def payment_method(body: dict[str, Any], currency: str) -> Attempt | None:
+    """The payment a valid `/init` body asks for, or None when the body is bad.
+
+    Only the methods and providers the page offers for the order's currency are taken.
+    """
+    method = body.get("method")
+    if method not in catalogue.methods(currency):
+        return None
+    if method != "mobile_money":
+        return Attempt(method) if body == {"method": method} else None
+    if body.keys() != {"method", "provider", "phone"}:
         return None
     provider, phone = body["provider"], body["phone"]
-    if not isinstance(provider, str) or not _PROVIDER.fullmatch(provider):
+    if not isinstance(provider, str) or catalogue.provider_name(currency, provider) is None:
         return None
-    if not isinstance(phone, str) or not _PHONE.fullmatch(phone):
+    if not isinstance(phone, str) or not PHONE.fullmatch(phone):
         return None
-    return "MOMO"
+    return Attempt(method, provider, phone)
 
 
 class CimplifyApi:
-    def __init__(self, ledger: Ledger, *, secret_key: str, link_url: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        secret_key: str,
+        link_url: Callable[[str], str],
+        challenge_url: Callable[[Link], str],
+        on_started: Callable[[Link], None],
+        being_played: Callable[[str], bool] = lambda token: False,
+    ) -> None:
         self._ledger = ledger
         self._secret = f"Bearer {secret_key}".encode()
         self._link_url = link_url
+        self._challenge_url = challenge_url  # a card's 3-D Secure page
+        self._on_started = on_started
+        self._being_played = being_played  # Sandbox.pay is paying it, from its first step
 
     def routes(self) -> list[Route]:
         return [
@@ -150,16 +168,21 @@ class CimplifyApi:
         if isinstance(link, Response):
             return link
         body = await read_json_object(request)
-        prefix = None if body is None else payment_method(body)
-        if prefix is None:
-            return error(400, "bad_request", "expected a card or mobile_money payment method")
+        currency = self._ledger.order(link.order_id).currency
+        attempt = None if body is None else payment_method(body, currency)
+        if attempt is None:
+            offered = ", ".join(catalogue.methods(currency))
+            return error(400, "bad_request", f"expected a payment method of {offered}")
         try:
-            self._ledger.start_payment(link.token, prefix)
+            if self._being_played(link.token):
+                raise PaymentInProgress(f"a payment is already under way on {link.token}")
+            self._ledger.start_payment(link.token, attempt.reference_prefix, attempt)
         except LinkExpired:
             return error(410, "link_expired", "this payment link has expired", status="expired")
         except PaymentInProgress as exc:
             return error(409, "payment_in_progress", str(exc))
-        redirect = self._link_url(link.token) if prefix == "CARD" else None
+        self._on_started(link)
+        redirect = self._challenge_url(link) if attempt.method == "card" else None
         return JSONResponse(
             {"reference": link.reference, "status": link.status.value, "redirect_url": redirect}
         )

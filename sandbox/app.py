@@ -15,8 +15,11 @@ from starlette.middleware import Middleware
 
 from sandbox.admin import AdminRoutes
 from sandbox.api import CimplifyApi
+from sandbox.checkout import MOVING, Checkout
 from sandbox.faults import ApiGate, FaultPlan
-from sandbox.ledger import Ledger
+from sandbox.ledger import Ledger, PaymentInProgress
+from sandbox.link_accounts import LinkAccounts
+from sandbox.page_routes import PageRoutes
 from sandbox.records import Link, LinkStatus, Order, money, rfc3339, utcnow
 from sandbox.seed import seed_orders
 from sandbox.webhooks import Delivery, WebhookSender, event_body
@@ -52,7 +55,10 @@ class Sandbox:
         self._webhooks = WebhookSender(
             webhook_secret, url=webhook_url, retry_delays=retry_delays, http=http
         )
+        self.checkout = Checkout(self.ledger, self.settle)
+        self.accounts = LinkAccounts()
         self._background: set[asyncio.Task[str]] = set()
+        self._playing: set[str] = set()  # tokens that `pay` is playing a customer on
         self._app: Starlette | None = None
 
     @property
@@ -68,47 +74,85 @@ class Sandbox:
         return self._webhooks.deliveries
 
     def link_url(self, token: str) -> str:
-        return f"{self.base_url}/pay/{token}"
+        """The payment page, `{sandbox}/{token}`, as `pay.cimplify.io/<token>` (CONTRACT §9)."""
+        return f"{self.base_url}/{token}"
+
+    def challenge_url(self, link: Link) -> str:
+        """The card's 3-D Secure page, on the "provider's" side of the sandbox."""
+        return f"{self.base_url}/sandbox/3ds/{link.token}?reference={link.reference}"
 
     def asgi(self) -> Starlette:
         if self._app is None:
-            api = CimplifyApi(self.ledger, secret_key=self._secret_key, link_url=self.link_url)
+            api = CimplifyApi(
+                self.ledger,
+                secret_key=self._secret_key,
+                link_url=self.link_url,
+                challenge_url=self.challenge_url,
+                on_started=self.checkout.started,
+                being_played=self._playing.__contains__,
+            )
             gate = Middleware(ApiGate, plan=self._faults, requests=self.requests)
-            routes = [*api.routes(), *AdminRoutes(self).routes()]
+            # The page's catch-all `/{token}` goes last, after every fixed route.
+            routes = [*api.routes(), *AdminRoutes(self).routes(), *PageRoutes(self).routes()]
             self._app = Starlette(routes=routes, middleware=[gate])
         return self._app
 
+    def settle(self, link: Link, final: LinkStatus) -> None:
+        """The payment ends paid or failed, and the signed webhooks say so (CONTRACT §2)."""
+        self.ledger.move(link.token, final)
+        if final is LinkStatus.PAID:
+            self.send_event("payment.succeeded", link.order_id, token=link.token)
+            self.send_event(ORDER_COMPLETED, link.order_id)
+        else:
+            self.send_event("payment.failed", link.order_id, token=link.token)
+
     async def pay(self, order_id: str, *, outcome: str = "paid", step_delay: float = 0.0) -> str:
-        """Play the customer paying the order's newest live link; returns its token."""
+        """Play the customer paying the order's newest live link; returns its token.
+
+        PaymentInProgress when another payment is under way on that link (played here
+        or started on the payment page): two payments never interleave on one link.
+        """
         final = _final_status(outcome)
         link = self._payable_link(order_id)
+        self._claim(link)
+        return await self._play_claimed(link, final, step_delay)
+
+    def _claim(self, link: Link) -> None:
+        on_page = link.attempt is not None and self.ledger.status(link) in MOVING
+        if link.token in self._playing or on_page:
+            raise PaymentInProgress(f"a payment is already under way on {link.token}")
+        self._playing.add(link.token)
+
+    async def _play_claimed(self, link: Link, final: LinkStatus, step_delay: float) -> str:
+        try:
+            await self._play(link, final, step_delay)
+        finally:
+            self._playing.discard(link.token)
+        return link.token
+
+    async def _play(self, link: Link, final: LinkStatus, step_delay: float) -> None:
         for step in _steps(self.ledger.status(link), final):
             if self.ledger.status(link) is LinkStatus.EXPIRED:
                 raise ValueError(f"payment link {link.token} expired during the payment")
             if step is LinkStatus.PROCESSING:
                 self.ledger.start_payment(link.token, "MOMO")
+            elif step is final:
+                self.settle(link, final)
             else:
                 self.ledger.move(link.token, step)
             if step is not final:
                 await asyncio.sleep(step_delay)  # the customer's pace, not a wait for a condition
-        if final is LinkStatus.PAID:
-            self.send_event("payment.succeeded", order_id, token=link.token)
-            self.send_event(ORDER_COMPLETED, order_id)
-        else:
-            self.send_event("payment.failed", order_id, token=link.token)
-        return link.token
 
     def pay_later(self, order_id: str, *, outcome: str = "paid", step_delay: float = 0.0) -> str:
         """Check that `pay` can start, then run it in the background; returns the token."""
-        _final_status(outcome)
-        token = self._payable_link(order_id).token
-        task = asyncio.get_running_loop().create_task(
-            self.pay(order_id, outcome=outcome, step_delay=step_delay)
-        )
+        final = _final_status(outcome)
+        link = self._payable_link(order_id)
+        self._claim(link)  # now, so that a second request at once is refused
+        task = asyncio.get_running_loop().create_task(self._play_claimed(link, final, step_delay))
         self._background.add(task)
         task.add_done_callback(_log_failure)
         task.add_done_callback(self._background.discard)
-        return token
+        return link.token
 
     def _payable_link(self, order_id: str) -> Link:
         self.ledger.order(order_id)  # KeyError names an unknown order
@@ -187,6 +231,7 @@ class Sandbox:
         await self._webhooks.wait_delivered(event_id, timeout)
 
     async def close(self) -> None:
+        await self.checkout.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

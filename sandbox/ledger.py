@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.records import Link, LinkStatus, Order, OrderState
+from sandbox.records import Attempt, Link, LinkStatus, Order, OrderState
 
 _FINAL = (LinkStatus.PAID, LinkStatus.EXPIRED)
 
@@ -109,8 +109,13 @@ class Ledger:
         self.links[token] = link
         return link
 
-    def start_payment(self, token: str, reference_prefix: str) -> Link:
-        """A customer starts paying: pending or failed moves to processing, with a new reference."""
+    def start_payment(
+        self, token: str, reference_prefix: str, attempt: Attempt | None = None
+    ) -> Link:
+        """A customer starts paying: pending or failed moves to processing, with a new reference.
+
+        Raises PaymentInProgress otherwise, so two payments never interleave on one link.
+        """
         link = self.link(token)
         status = self.status(link)
         if status is LinkStatus.EXPIRED:
@@ -118,6 +123,7 @@ class Ledger:
         if status not in (LinkStatus.PENDING, LinkStatus.FAILED):
             raise PaymentInProgress(f"payment link {token!r} is {status.value}")
         link.reference = f"{reference_prefix}-{secrets.randbelow(90_000_000) + 10_000_000}"
+        link.attempt = attempt
         self.move(token, LinkStatus.PROCESSING)
         return link
 

@@ -58,6 +58,20 @@ class Order:
     state: OrderState = OrderState.OPEN
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """How the customer is paying: `mobile_money` (with provider and phone), `card` or
+    `bank_transfer`."""
+
+    method: str
+    provider: str | None = None
+    phone: str | None = None
+
+    @property
+    def reference_prefix(self) -> str:
+        return {"mobile_money": "MOMO", "card": "CARD"}.get(self.method, "BANK")
+
+
 @dataclass
 class Link:
     """A payment link; `status` is as last set, before expiry is taken into account."""
@@ -69,6 +83,7 @@ class Link:
     expires_at: datetime
     updated_at: datetime
     reference: str | None = None
+    attempt: Attempt | None = None  # the payment under way, or the last one
 
 
 def money(amount: Decimal) -> str:

@@ -114,13 +114,19 @@ class SandboxServer(AsgiServer):
 
 
 async def run_standalone(
-    host: str, port: int, secret_key: str, webhook_secret: str, webhook_url: str | None
+    host: str,
+    port: int,
+    secret_key: str,
+    webhook_secret: str,
+    webhook_url: str | None,
+    *,
+    fixed_keys: bool = False,
 ) -> None:
     """Serve a sandbox until cancelled (Ctrl-C cancels the main task under asyncio.run)."""
     sandbox = Sandbox(secret_key=secret_key, webhook_secret=webhook_secret, webhook_url=webhook_url)
     try:
         async with SandboxServer(sandbox, host, port) as server:
-            _print_banner(sandbox, server.url, secret_key, webhook_secret)
+            _print_banner(sandbox, server.url, secret_key, webhook_secret, fixed_keys)
             logger.info(
                 "Cimplify sandbox listening on %s (keys printed once: CIMPLIFY_SECRET_KEY, "
                 "CIMPLIFY_WEBHOOK_SECRET)",
@@ -131,19 +137,28 @@ async def run_standalone(
         await sandbox.close()
 
 
-def _print_banner(sandbox: Sandbox, url: str, secret_key: str, webhook_secret: str) -> None:
+def _print_banner(
+    sandbox: Sandbox, url: str, secret_key: str, webhook_secret: str, fixed_keys: bool
+) -> None:
     # Printed once, on purpose: these are the sandbox's own development keys, and a
     # developer running it alone needs them to configure the bot. Never logged.
     orders = ", ".join(sandbox.ledger.orders)
+    keys = (
+        "the keys given"
+        if fixed_keys
+        else "new keys: give them back with --secret-key and --webhook-secret, or as "
+        "CIMPLIFY_SECRET_KEY and CIMPLIFY_WEBHOOK_SECRET, to keep them across restarts"
+    )
     print(
-        f"Cimplify sandbox at {url}\n"
+        f"Cimplify sandbox at {url}, with {keys}.\n"
         "Configure paybot with these development keys (not real credentials):\n"
         f"  CIMPLIFY_API_BASE={url}\n"
         f"  CIMPLIFY_SECRET_KEY={secret_key}\n"
         f"  CIMPLIFY_WEBHOOK_SECRET={webhook_secret}\n"
         f"Webhooks go to: {sandbox.webhook_url or 'nowhere (no webhook url given)'}\n"
         f"Seeded orders: {orders}\n"
-        f"See them: curl {url}/sandbox/orders\n"
-        f'Pay one:  curl -X POST {url}/sandbox/orders/1001/pay -d \'{{"outcome": "paid"}}\'',
+        f"See them:  curl {url}/sandbox/orders\n"
+        f'Pay one:   curl -X POST {url}/sandbox/orders/1001/pay -d \'{{"outcome": "paid"}}\'\n'
+        "Each link's url (in the list, or in the bot's invoice) opens its payment page.",
         flush=True,
     )

@@ -93,7 +93,7 @@ async def test_help_start_and_unknown_commands(world: World) -> None:
 
 async def test_status_and_open(world: World) -> None:
     world.say("/status 1001")
-    await world.wait_message("No payment link for order 1001 yet")
+    await world.wait_message("paybot has made no payment link for order 1001")
     world.say("/invoice 1001")
     await world.wait_message("Pay here")
     world.say("/status 1001")
@@ -140,6 +140,14 @@ async def test_links_on_local_addresses_get_no_url_button(world: World) -> None:
     # Telegram refuses a URL button to a loopback address and with it the photo.
     world.sandbox.base_url = "http://127.0.0.1:9"
     world.say("/invoice 1001")
-    message = await world.wait_message("Pay here: http://127.0.0.1:9/pay/")
+    message = await world.wait_message("Pay here: http://127.0.0.1:9/plt_")
     buttons = message.reply_markup["inline_keyboard"][0]  # type: ignore[index]
     assert [b["text"] for b in buttons] == ["Refresh status"]
+
+
+async def test_a_second_word_that_is_no_number_gets_the_usage_line_and_the_invoice(
+    world: World,
+) -> None:
+    world.say("/invoice 1001 tomorrow")
+    await world.wait_message("Pay here")
+    await world.wait_message("That is not a phone number, so only you got the link.")

@@ -223,7 +223,7 @@ async def test_the_order_summary_has_the_contract_shape(
     assert token.startswith("plt_")
     assert created == {
         "token": token,
-        "url": f"{server.url}/pay/{token}",
+        "url": f"{server.url}/{token}",
         "expires_at": "2026-11-24T10:00:00Z",
     }
     summary = await client.get(f"/v1/pay/orders/{token}")
@@ -298,8 +298,11 @@ async def test_init_by_card_gives_a_redirect(
 ) -> None:
     token = (await create_link(client, "1001")).json()["token"]
     started = await client.post(f"/v1/pay/orders/{token}/init", json={"method": "card"})
-    assert started.json()["redirect_url"] == f"{server.url}/pay/{token}"
-    assert started.json()["reference"].startswith("CARD-")
+    reference = started.json()["reference"]
+    assert reference.startswith("CARD-")
+    # The bank's 3-D Secure page, which sends the customer back to {sandbox}/{token}.
+    challenge = f"{server.url}/sandbox/3ds/{token}?reference={reference}"
+    assert started.json()["redirect_url"] == challenge
 
 
 @pytest.mark.parametrize(
@@ -310,6 +313,9 @@ async def test_init_by_card_gives_a_redirect(
         b'{"method": "mobile_money", "provider": "mtn"}',
         b'{"method": "mobile_money", "provider": "mtn", "phone": "call me"}',
         b'{"method": "crypto"}',
+        b'{"method": "mobile_money", "provider": "mpesa", "phone": "+233244000111"}',
+        b'{"method": "bank_transfer"}',
+        b'{"method": "card", "provider": "mtn"}',
         b"[" * 5000,
     ],
 )
@@ -512,8 +518,8 @@ async def test_admin_lists_orders_and_pays_in_the_background(client: httpx.Async
     listed = (await client.get("/sandbox/orders")).json()["orders"]
     states = {order["order_id"]: order["state"] for order in listed}
     assert (states["1001"], states["1004"], states["1005"]) == ("open", "paid", "cancelled")
-    assert (await client.post("/sandbox/orders/1001/pay", json={})).status_code == 409
     assert (await client.post("/sandbox/orders/nope/pay", json={})).status_code == 404
+    assert (await client.post("/sandbox/orders/1005/pay", json={})).status_code == 409
     token = (await create_link(client, "1001")).json()["token"]
     bad = await client.post("/sandbox/orders/1001/pay", json={"outcome": "maybe"})
     assert bad.status_code == 400
@@ -545,12 +551,12 @@ async def test_the_hosted_page_shows_the_order_escaped() -> None:
     async with SandboxServer(sandbox) as server, httpx.AsyncClient(base_url=server.url) as client:
         url = (await create_link(client, "x1")).json()["url"]
         page = await client.get(url)
-        missing = await client.get("/pay/plt_nope")
+        missing = await client.get("/plt_nope")
     await sandbox.close()
     assert page.status_code == 200
     assert "<script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Sons" in page.text
     assert "&lt;b&gt;Tea&lt;/b&gt;" in page.text
-    assert "GHS 9.00" in page.text
-    assert "pending" in page.text
+    assert "GH₵9.00" in page.text  # as the chat writes it
+    assert 'data-state="loading"' in page.text
     assert missing.status_code == 404

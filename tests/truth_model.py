@@ -204,7 +204,7 @@ _CUSTOMER_TEXT = re.compile(
 )
 _RECEIPT = re.compile(rf"^{CONFIRMED_WORDS} - thank you! .*\nOrder (?P<order>[\w-]+)\n")
 _CAPTION_STATUS = re.compile(rf"^Status: (?P<words>{_WORDS})$", re.MULTILINE)
-_CAPTION_TOKEN = re.compile(r"/pay/(?P<token>[\w-]+)\n")
+_CAPTION_TOKEN = re.compile(r"/(?P<token>plt_[\w-]+)\n")
 NOT_CONFIRMED = "Not confirmed: check the payment"
 
 

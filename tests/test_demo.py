@@ -1,0 +1,125 @@
+"""`paybot demo` as a person lives it, on a terminal: the chat, the link to open, the
+customer's chat, and leaving at once."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.process import ENTRY, clean_env, start_paybot
+from tests.terminal import CTRL_C, CTRL_D, paybot_on_terminal
+
+LINK = r"http://127\.0\.0\.1:[0-9]+/plt_[A-Za-z0-9_-]+"
+
+
+@pytest.mark.parametrize("leave", [CTRL_C, CTRL_D, "/quit\r"], ids=["ctrl-c", "ctrl-d", "quit"])
+def test_the_demo_leaves_at_once_with_0(tmp_path: Path, leave: str) -> None:
+    with paybot_on_terminal(["demo"], tmp_path) as terminal:
+        terminal.wait_for("you › ")
+        terminal.type("/inv")  # half a line typed: Ctrl-C must not wait for Enter
+        # Ctrl-D and /quit come on an empty line (Ctrl-U empties it), as at a shell.
+        terminal.type(leave if leave == CTRL_C else "\x15" + leave)
+        assert terminal.wait_exit(timeout=3.0) == 0
+
+
+def test_the_demo_shows_every_status_and_the_link_beside_the_qr(tmp_path: Path) -> None:
+    with paybot_on_terminal(["demo"], tmp_path) as terminal:
+        terminal.wait_for("you › ")
+        terminal.type("/invoice 1001\r")
+        beside = terminal.wait_for(rf"█ +on this machine:\n.*█ +({LINK})\n")
+        terminal.wait_for(rf"Pay here: {beside[1]}")
+        terminal.type("/pay 1001\r")
+        for status in ("Processing", "Awaiting authorization", "Confirmed"):
+            terminal.wait_for(rf"paybot › Order 1001 \(Kofi's Kitchen\): {status} - ", 20)
+        terminal.type(CTRL_C)
+        assert terminal.wait_exit(timeout=3.0) == 0
+    assert "you › you ›" not in terminal.screen  # the prompt is redrawn, never doubled
+
+
+def test_paying_at_the_printed_link_moves_the_chat(tmp_path: Path) -> None:
+    with paybot_on_terminal(["demo"], tmp_path) as terminal:
+        terminal.wait_for("you › ")
+        terminal.type("/invoice 1002\r")
+        url = terminal.wait_for(rf"Pay here: ({LINK})")[1]
+        sandbox, token = url.rsplit("/", 1)
+        assert httpx.get(url, timeout=5).status_code == 200  # the page, as a browser gets it
+        body = {"method": "mobile_money", "provider": "mtn", "phone": "+233241234567"}
+        started = httpx.post(f"{sandbox}/v1/pay/orders/{token}/init", json=body, timeout=5)
+        terminal.wait_for(r"Order 1002 \(Kofi's Kitchen\): Awaiting authorization")
+        answer = {"reference": started.json()["reference"], "approve": True}
+        httpx.post(f"{sandbox}/sandbox/checkout/{token}/authorize", json=answer, timeout=5)
+        terminal.wait_for(r"Order 1002 \(Kofi's Kitchen\): Confirmed")
+        terminal.type("/quit\r")
+        assert terminal.wait_exit(timeout=3.0) == 0
+
+
+def test_the_customer_chat_is_played_and_shown_apart(tmp_path: Path) -> None:
+    with paybot_on_terminal(["demo"], tmp_path) as terminal:
+        terminal.wait_for("you › ")
+        terminal.type("/invoice 1002 +233241234567\r")
+        terminal.wait_for(r"\n    customer › \[the QR code image of ")
+        terminal.wait_for(r"paybot › Order 1002: the link is on its way to the customer")
+        terminal.wait_for(r"paybot › .*delivered")  # WhatsApp's receipt, played by the demo
+        terminal.type("/pay 1002\r")
+        terminal.wait_for(r"\n    customer › Confirmed - thank you! Your receipt", 20)
+        terminal.type(CTRL_D)
+        assert terminal.wait_exit(timeout=3.0) == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "answer"),
+    [
+        ("/pay 2001", "type /invoice 2001 first"),
+        ("/pay 1004", "Order 1004 is already paid"),
+        ("/pay 9999", "There is no order '9999'"),
+        ("/pay", "Type /pay <order_id>"),
+    ],
+)
+def test_pay_without_a_live_link_answers_in_chat_words(
+    tmp_path: Path, line: str, answer: str
+) -> None:
+    with paybot_on_terminal(["demo"], tmp_path) as terminal:
+        terminal.wait_for("you › ")
+        terminal.type(f"{line}\r")
+        terminal.wait_for(rf"demo › .*{re.escape(answer)}")
+        terminal.type(CTRL_C)
+        assert terminal.wait_exit(timeout=3.0) == 0
+    assert "POST /v1" not in terminal.screen
+
+
+def test_the_script_plays_a_customer_too_and_ignores_settings_it_does_not_use(
+    tmp_path: Path,
+) -> None:
+    unused = {
+        "TELEGRAM_BOT_TOKEN": "garbage-token-value",
+        "PAYBOT_DATABASE": "postgresql://u:p@h/db",
+        "PAYBOT_HTTP_PORT": "notaport",
+    }
+    with start_paybot(["demo", "--script"], clean_env(tmp_path, **unused), tmp_path) as demo:
+        code = demo.finish(timeout=40.0)
+    assert code == 0, demo.lines
+    assert any(line.startswith("    customer › Confirmed") for line in demo.lines["stdout"])
+    assert demo.lines["stdout"][-1] == "demo: the whole conversation played as expected."
+
+
+def test_lines_piped_in_are_each_answered_before_the_end(tmp_path: Path) -> None:
+    done = subprocess.run(  # noqa: S603 - fixed arguments, this test's own
+        [sys.executable, "-c", ENTRY, "demo"],
+        input="/invoice 1001\n/status 1001\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Pay here:" in done.stdout
+    assert "paybot › Order 1001 (Kofi's Kitchen): Pending" in done.stdout
+    assert "you › " not in done.stdout  # no prompt without a terminal
