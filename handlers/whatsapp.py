@@ -51,6 +51,23 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 _FROM = re.compile(r"whatsapp:(\+[1-9][0-9]{6,14})")
 _MESSAGE_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 _ERROR_CODE = re.compile(r"[0-9]{1,6}")
+# What Twilio sends to a messaging webhook or status callback, and nothing else
+# (twilio.com/docs/messaging/guides/webhook-request, .../track-outbound-message-status).
+# A signature covers the fields as sent; without this list a captured post could be
+# replayed re-cut, with fields added that some later reader would trust. The cost:
+# a field Twilio adds later is refused (403, logged by name) until it is listed here.
+TWILIO_FIELDS = frozenset(
+    """MessageSid SmsSid SmsMessageSid AccountSid MessagingServiceSid From To Body
+    NumMedia NumSegments SmsStatus ApiVersion ProfileName WaId Forwarded FrequentlyForwarded
+    ButtonText ButtonPayload ButtonType InteractiveData FlowData ChannelMetadata MessageType
+    Latitude Longitude Address Label OriginalRepliedMessageSid OriginalRepliedMessageSender
+    ReferralNumMedia ReferralBody ReferralHeadline ReferralSourceId ReferralSourceType
+    ReferralSourceUrl ReferralMediaId ReferralMediaContentType ReferralMediaUrl ReferralCtwaClid
+    FromCity FromState FromZip FromCountry ToCity ToState ToZip ToCountry
+    MessageStatus ErrorCode ErrorMessage ChannelPrefix ChannelInstallSid ChannelStatusMessage
+    ChannelToAddress StructuredMessage RawDlrDoneDate EventType""".split()  # noqa: SIM905 - one line a group
+)
+_MEDIA_FIELD = re.compile(r"(MediaUrl|MediaContentType)[0-9]")  # up to 10 media a message
 _RECEIPTS = {
     "sent": DeliveryStatus.SENT,
     "delivered": DeliveryStatus.DELIVERED,
@@ -161,6 +178,10 @@ class WhatsAppChannel:
         if not self._validator.validate(self._settings.public_url + path, form, signature):
             log.warning("whatsapp: refused a post to %s with a bad signature", path)
             return _refuse(403, "bad X-Twilio-Signature")
+        recut = _recut(form)
+        if recut is not None:
+            log.warning("whatsapp: refused a signed post to %s: %s", path, recut)
+            return _refuse(403, recut)
         return form
 
     def command(self, chat: ChatRef, text: str) -> Command:
@@ -179,6 +200,20 @@ class WhatsAppChannel:
     async def aclose(self) -> None:
         if self._own_http:
             await self._http.aclose()
+
+
+def _recut(form: MultiDict) -> str | None:
+    """Why a signed form is not one Twilio sent: a field it never sends, or sends once."""
+    names = [name for name, _ in form.multi_items()]
+    for name in names:
+        if name not in TWILIO_FIELDS and not _MEDIA_FIELD.fullmatch(name):
+            return f"a field Twilio does not send: {name[:40]!r}"
+        if names.count(name) > 1:
+            return f"the field {name[:40]!r} given more than once"
+    wa_id = form.get("WaId")
+    if wa_id is not None and wa_id != (form.get("From") or "").removeprefix("whatsapp:+"):
+        return "WaId is not the number in From"
+    return None
 
 
 def _single(form: MultiDict, name: str) -> str | None:

@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
+from handlers.whatsapp import TWILIO_FIELDS
 from tests.harness import (
     BOT_TOKEN,
     MERCHANT,
@@ -385,8 +386,11 @@ async def test_twilio_webhooks_with_hostile_forms(tmp_path: Path) -> None:
             response = watch.answer(on_loop.run(post_twilio(world, path, form, mode, junk, raw)))
             if raw is not None:  # undecodable: 400; else no signature holds: 403
                 assert response.status_code in (400, 403)
+            elif not set(form) <= TWILIO_FIELDS:  # signed, but not as Twilio sends it
+                assert response.status_code == 403
             elif mode == "valid":  # then From and MessageSid are checked: 400 if malformed
-                assert response.status_code in (200, 204, 400)
+                # (403 too when WaId is not the number in From)
+                assert response.status_code in (200, 204, 400, 403 if "WaId" in form else 400)
             else:
                 assert response.status_code == 403
             watch.check()
