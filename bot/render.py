@@ -1,11 +1,13 @@
 """Every word a chat sees, in one place. Pure functions: no I/O.
 
-Text is plain (no Markdown or HTML parse mode), so names from Cimplify can hold
-any character without escaping trouble.
+Text is plain (no Markdown or HTML parse mode), so names from Cimplify need no
+escaping; they are made one line of visible text (`plain_name`), so that a name
+cannot draw lines of its own (a forged "Status: Paid") or reorder what follows.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -28,6 +30,9 @@ from bot.models import (
 # Telegram's limit for a photo caption is 1024 (Bot API, sendPhoto); the rest is room
 # for what a channel adds (the customer's share link on Telegram).
 CAPTION_LIMIT = 1024 - 128
+# Names are cut to these lengths: room for the link, the status and a few items.
+BUSINESS_NAME_MOST = 100
+ITEM_NAME_MOST = 80
 
 # A locale per currency, so that amounts read as they do at home: GH₵, ₦, Ksh.
 _CURRENCY_LOCALES = {
@@ -73,29 +78,53 @@ def expiry(expires_at: datetime, now: datetime) -> str:
     return f"{verb} {delta} ({when})"
 
 
-def invoice_caption(link: Link, now: datetime) -> str:
-    """The invoice photo's caption: who, what, how much, where to pay, until when, status."""
-    head = f"{link.business_name}\nOrder {link.order_id}"
-    tail = (
-        f"Total: {money(link.total)}\n\nPay here: {link.url}\n"
-        f"Link {expiry(link.expires_at, now)}\nStatus: {link.status_words}"
+def plain_name(name: str, most: int = BUSINESS_NAME_MOST) -> str:
+    """A name from Cimplify as one line of visible text, at most `most` characters.
+
+    Line breaks and other spacing controls become spaces; every other control,
+    format (bidirectional overrides, zero-width), surrogate, private-use or
+    unassigned character goes (Unicode category C*)."""
+    kept = "".join(
+        " " if char.isspace() else char
+        for char in name
+        if char.isspace() or not unicodedata.category(char).startswith("C")
     )
+    line = " ".join(kept.split())  # also U+2028 and U+2029, which str.split takes as breaks
+    if len(line) > most:
+        line = line[: most - 1].rstrip() + "…"
+    return line or "-"  # never empty: WhatsApp refuses an empty template variable
+
+
+def invoice_caption(link: Link, now: datetime) -> str:
+    """The invoice photo's caption: who, what, how much, where to pay, until when, status.
+
+    The link and the status are always whole: items give way first ("… and N more
+    items"); for a link too long even for the rest, only the order id stays with them."""
+    head = f"{_business(link)}\nOrder {link.order_id}"
+    pay = f"Pay here: {link.url}\nLink {expiry(link.expires_at, now)}"
+    tail = f"Total: {money(link.total)}\n\n{pay}\nStatus: {link.status_words}"
     items = [_item_line(link, i) for i in range(len(link.line_items))]
-    shown = len(items)
-    while True:
+    for shown in range(len(items), -1, -1):
         lines = items[:shown]
         if shown < len(items):
             lines.append(f"… and {len(items) - shown} more items")
-        caption = "\n\n".join([head, "\n".join(lines), tail]) if lines else f"{head}\n\n{tail}"
-        if len(caption) <= CAPTION_LIMIT or shown == 0:
-            return caption[:CAPTION_LIMIT]
-        shown -= 1
+        caption = "\n\n".join([head, *(["\n".join(lines)] if lines else []), tail])
+        if len(caption) <= CAPTION_LIMIT:
+            return caption
+    caption = f"{head}\n\n{tail}"
+    if len(caption) <= CAPTION_LIMIT:
+        return caption
+    return f"Order {link.order_id}\nPay here: {link.url}\nStatus: {link.status_words}"
+
+
+def _business(link: Link) -> str:
+    return plain_name(link.business_name)
 
 
 def _item_line(link: Link, index: int) -> str:
     item = link.line_items[index]
     total = money(Money(item.total, link.total.currency))
-    return f"{item.quantity} × {item.name}: {total}"
+    return f"{item.quantity} × {plain_name(item.name, ITEM_NAME_MOST)}: {total}"
 
 
 def invoice_buttons(link: Link, role: Role = Role.MERCHANT) -> tuple[Button, ...]:
@@ -132,8 +161,8 @@ _CUSTOMER_DETAIL = {
 def status_change(link: Link, role: Role = Role.MERCHANT) -> str:
     """The message for a change the bot learned of; `link` is already in its new state."""
     if role is Role.CUSTOMER:
-        detail = _CUSTOMER_DETAIL[link.status].format(business=link.business_name)
-        text = f"Your payment to {link.business_name} for order {link.order_id}: "
+        detail = _CUSTOMER_DETAIL[link.status].format(business=_business(link))
+        text = f"Your payment to {_business(link)} for order {link.order_id}: "
         text += f"{link.status.words} - {detail}"
         return f"{text} {link.url}" if link.status is Status.FAILED else text
     text = f"{_title(link)}: {link.status.words} - {_STATUS_DETAIL[link.status]}"
@@ -153,7 +182,7 @@ def receipt(link: Link) -> str:
     """The customer's thank-you receipt, once the payment is confirmed."""
     items = [_item_line(link, i) for i in range(len(link.line_items))][:20]
     lines = [
-        f"{CONFIRMED_WORDS} - thank you! Your receipt from {link.business_name}",
+        f"{CONFIRMED_WORDS} - thank you! Your receipt from {_business(link)}",
         f"Order {link.order_id}",
         *items,
         f"Total paid: {money(link.total)}",
@@ -210,7 +239,7 @@ def customer_help() -> str:
 
 def customer_status(links: Iterable[Link], now: datetime) -> str:
     lines = [
-        f"• Order {link.order_id} from {link.business_name}: {money(link.total)}, "
+        f"• Order {link.order_id} from {_business(link)}: {money(link.total)}, "
         f"{link.status_words}" + (f". Pay here: {link.url}" if link.is_live(now) else "")
         for link in links
     ]
@@ -254,7 +283,7 @@ def event_mismatch(link: Link, event_id: str, why: str) -> str:
 
 
 def already_paid(order_id: str, business_name: str | None = None) -> str:
-    who = f" ({business_name})" if business_name else ""
+    who = f" ({plain_name(business_name)})" if business_name else ""
     return f"Order {order_id}{who}: {ALREADY_PAID_WORDS}. There is nothing left to pay."
 
 
@@ -269,7 +298,7 @@ def status_summary(link: Link, now: datetime, stale: bool = False) -> str:
 
 def open_links(links: Iterable[Link], now: datetime) -> str:
     lines = [
-        f"• {link.order_id} {link.business_name}: {money(link.total)}, {link.status_words}, "
+        f"• {link.order_id} {_business(link)}: {money(link.total)}, {link.status_words}, "
         f"{expiry(link.expires_at, now)}"
         for link in links
     ]
@@ -298,7 +327,7 @@ def unknown_command() -> str:
 
 
 def _title(link: Link) -> str:
-    return f"Order {link.order_id} ({link.business_name})"
+    return f"Order {link.order_id} ({_business(link)})"
 
 
 def explain(error: errors.PaybotError, order_id: str | None = None) -> str:

@@ -146,7 +146,12 @@ def _link_of(delivery: Delivery) -> Link:
 
 
 def _invoice_variables(link: Link) -> dict[str, str]:
-    values = (link.business_name, link.order_id, render.money(link.total), link.url)
+    values = (
+        render.plain_name(link.business_name),
+        link.order_id,
+        render.money(link.total),
+        link.url,
+    )
     return {str(n): _variable(value) for n, value in enumerate(values, start=1)}
 
 
