@@ -346,18 +346,22 @@ class Outbox:
         A command finishing during shutdown queues its answer last of all; without this
         the answer would wait in the store for the next start.
         """
-        with contextlib.suppress(TimeoutError):
+        # Due within the grace: a chat's pace (a pause in the store) may hold a message
+        # back for a moment, and it still goes out before the exit.
+        by = self._clock() + timedelta(seconds=grace)
+        with contextlib.suppress(TimeoutError, StoreError):
             async with asyncio.timeout(grace):
-                while self._sending or await self._anything_due():
+                while self._sending or await self._anything_due(by):
                     self._progress.clear()
+                    self.wake()
                     with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(0.1):  # or a chat's gap may free up
+                        async with asyncio.timeout(0.1):  # or a chat's pause may end
                             await self._progress.wait()
 
-    async def _anything_due(self) -> bool:
+    async def _anything_due(self, by: datetime) -> bool:
         async with self._store.transaction() as tx:
             next_at = await tx.outbox.next_due_at()
-        return next_at is not None and next_at <= self._clock()
+        return next_at is not None and next_at <= by
 
     async def _finish_sending(self) -> None:
         """On shutdown, let messages already handed to a channel be recorded."""
