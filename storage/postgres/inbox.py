@@ -60,13 +60,40 @@ CLAIM_HEADS = f"""{_HEADS}, picked AS (
     SELECT i.seq FROM inbox AS i
     WHERE i.seq = ANY(ARRAY(SELECT seq FROM heads))
         AND COALESCE(i.finished_at, i.set_aside_at) IS NULL AND i.next_attempt_at <= $1
-        AND (i.claimed_until IS NULL OR i.claimed_until <= $1)
+        AND (i.claimed_until IS NULL OR i.claimed_until <= $1) AND NOT i.seq = ANY($5::bigint[])
     ORDER BY i.seq LIMIT $2 FOR UPDATE OF i SKIP LOCKED
 )
 UPDATE inbox SET claimed_by = $3, claimed_until = $4, attempts = attempts + 1
 FROM picked WHERE inbox.seq = picked.seq
 RETURNING inbox.seq, source, source_id, kind, lane, body, received_at, attempts
 """  # noqa: S608  constants only
+# But when many lanes wait (a lane an order), most waiting entries are heads: a
+# claim first walks the oldest $5 waiting entries (inbox_waiting), each checked to
+# be its lane's head by one descent of inbox_waiting_by_lane (the first waiting entry
+# from its lane on, in an order only that index holds: asked for the lane's lowest
+# seq, the planner may walk inbox_waiting instead), and the skip scan above is
+# needed only when that walk found fewer than the limit. Heads outside the walk
+# are younger than all of it, so the two together still take the oldest heads first.
+CLAIM_OLDEST = f"""
+WITH walked AS (
+    SELECT seq FROM inbox WHERE {_WAITING} ORDER BY seq LIMIT $5
+), picked AS (
+    SELECT i.seq FROM inbox AS i
+    WHERE i.seq = ANY(ARRAY(SELECT seq FROM walked))
+        AND COALESCE(i.finished_at, i.set_aside_at) IS NULL AND i.next_attempt_at <= $1
+        AND (i.claimed_until IS NULL OR i.claimed_until <= $1)
+        AND i.seq = (SELECT head.seq FROM inbox AS head
+            WHERE head.finished_at IS NULL AND head.set_aside_at IS NULL AND head.lane >= i.lane
+            ORDER BY head.lane, head.seq LIMIT 1)
+    ORDER BY i.seq LIMIT $2 FOR UPDATE OF i SKIP LOCKED
+)
+UPDATE inbox SET claimed_by = $3, claimed_until = $4, attempts = attempts + 1
+FROM picked WHERE inbox.seq = picked.seq
+RETURNING inbox.seq, source, source_id, kind, lane, body, received_at, attempts
+"""  # noqa: S608  constants only
+# Waiting entries walked beyond the limit: claimed heads and the entries queued
+# behind them, passed over while they are handled.
+WALK_BEYOND_LIMIT = 128
 NEXT_DUE = f"""{_HEADS}
 SELECT min(greatest(next_attempt_at, claimed_until)) FROM heads
 """  # noqa: S608  constants only
@@ -101,7 +128,13 @@ class PostgresInbox:
     async def claim(
         self, now: datetime, limit: int, holder: str, until: datetime
     ) -> list[InboxItem]:
-        found = await self._sql.rows(CLAIM_HEADS, now, max(limit, 0), holder, until)
+        limit = max(limit, 0)
+        walk = limit + WALK_BEYOND_LIMIT
+        found = await self._sql.rows(CLAIM_OLDEST, now, limit, holder, until, walk)
+        if len(found) < limit:
+            taken = [row["seq"] for row in found]
+            left = limit - len(found)
+            found += await self._sql.rows(CLAIM_HEADS, now, left, holder, until, taken)
         return [records.inbox_item_from(row) for row in sorted(found, key=lambda r: r["seq"])]
 
     async def prolong_claims(self, holder: str, until: datetime) -> int:

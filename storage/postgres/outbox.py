@@ -71,12 +71,42 @@ CLAIM_HEADS = f"""{_HEADS}, picked AS (
         AND (o.claimed_until IS NULL OR o.claimed_until <= $1) AND o.kind = ANY($2::text[])
         AND NOT EXISTS (SELECT 1 FROM outbox_lanes AS lane WHERE lane.channel = o.channel
             AND lane.chat_id = o.chat_id AND lane.paused_until > $1)
+        AND NOT o.id = ANY($6::bigint[])
     ORDER BY o.id LIMIT $3 FOR UPDATE OF o SKIP LOCKED
 )
 UPDATE outbox SET claimed_by = $4, claimed_until = $5 FROM picked WHERE outbox.id = picked.id
 RETURNING outbox.id, channel, chat_id, kind, text, link_id, buttons::text AS buttons,
     created_at, attempts, next_attempt_at
 """  # noqa: S608  constants only
+# But when many chats wait, most unsent messages are heads: a claim first walks the
+# oldest $6 unsent messages (outbox_unsent_by_id), each checked to be its chat's head
+# by one descent of outbox_unsent (the first unsent message from its chat on, in an
+# order only that index holds), and the skip scan above is needed only when that
+# walk found fewer than the limit. Heads outside the walk are younger than all of it,
+# so the two together still take the oldest heads first.
+CLAIM_OLDEST = f"""
+WITH walked AS (
+    SELECT id FROM outbox WHERE {_UNSENT} ORDER BY id LIMIT $6
+), picked AS (
+    SELECT o.id FROM outbox AS o
+    WHERE o.id = ANY(ARRAY(SELECT id FROM walked))
+        AND COALESCE(o.sent_at, o.dropped_at) IS NULL AND o.next_attempt_at <= $1
+        AND (o.claimed_until IS NULL OR o.claimed_until <= $1) AND o.kind = ANY($2::text[])
+        AND o.id = (SELECT head.id FROM outbox AS head
+            WHERE head.sent_at IS NULL AND head.dropped_at IS NULL
+                AND (head.channel, head.chat_id) >= (o.channel, o.chat_id)
+            ORDER BY head.channel, head.chat_id, head.lane_seq LIMIT 1)
+        AND NOT EXISTS (SELECT 1 FROM outbox_lanes AS lane WHERE lane.channel = o.channel
+            AND lane.chat_id = o.chat_id AND lane.paused_until > $1)
+    ORDER BY o.id LIMIT $3 FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox SET claimed_by = $4, claimed_until = $5 FROM picked WHERE outbox.id = picked.id
+RETURNING outbox.id, channel, chat_id, kind, text, link_id, buttons::text AS buttons,
+    created_at, attempts, next_attempt_at
+"""  # noqa: S608  constants only
+# Unsent messages walked beyond the limit: claimed heads and the messages queued
+# behind them, passed over while sends are in flight.
+WALK_BEYOND_LIMIT = 128
 # Each head's pause is looked up by its lane's key, so that the cost stays with the
 # chats that have something waiting, not with every chat ever written to.
 NEXT_DUE = f"""{_HEADS}
@@ -126,7 +156,13 @@ class PostgresOutbox(PostgresReceipts):
         kinds: frozenset[MessageKind] | None = None,
     ) -> list[QueuedMessage]:
         wanted = sorted(kind.value for kind in (kinds if kinds is not None else MessageKind))
-        found = await self._sql.rows(CLAIM_HEADS, now, wanted, max(limit, 0), holder, until)
+        limit = max(limit, 0)
+        walk = limit + WALK_BEYOND_LIMIT
+        found = await self._sql.rows(CLAIM_OLDEST, now, wanted, limit, holder, until, walk)
+        if len(found) < limit:
+            taken = [row["id"] for row in found]
+            left = limit - len(found)
+            found += await self._sql.rows(CLAIM_HEADS, now, wanted, left, holder, until, taken)
         return [records.queued_message_from(row) for row in sorted(found, key=lambda r: r["id"])]
 
     async def next_due_at(self) -> datetime | None:

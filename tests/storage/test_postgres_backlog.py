@@ -9,11 +9,13 @@ under EXPLAIN ANALYZE, on a backlog of BACKLOG rows over 1 and over 100 lanes
 with the heads of half the lanes claimed by a live holder (passed over, as while
 sends are in flight), and count the rows the plan read from the queue's table:
 what each of its nodes on that table returned plus what their filters removed,
-over all their loops. A lane's head is read a few times (found, looked up to be
-locked, updated), so that count stays within a small multiple of the lanes plus
-the claim's limit. BACKLOG is many times that bound, so a plan that reads the
-backlog, by a sequential scan or by walking a whole index, fails here, however
-fast this machine runs it.
+over all their loops. A claim first walks the WALK oldest waiting rows, then, if
+it found too few heads there, reads each lane's head; a due time reads each
+lane's head. Each row is read a few times (found, looked up to be locked,
+updated), so the count stays within a small multiple of WALK or of the lanes,
+plus the claim's limit. BACKLOG is many times that bound, so a plan that reads
+the backlog, by a sequential scan or by walking a whole index, fails here,
+however fast this machine runs it.
 """
 
 from __future__ import annotations
@@ -37,16 +39,39 @@ QUEUES = ["outbox", "inbox", "links"]
 TRACKED = 2_000  # links polled, all but DUE of them later
 DUE = 2 * LIMIT
 
-# (table, statement, arguments) as PostgresOutbox and PostgresInbox run them.
-STATEMENTS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
-    "outbox claim": (
+KINDS = sorted(kind.value for kind in MessageKind)
+WALK = LIMIT + outbox.WALK_BEYOND_LIMIT  # the oldest waiting rows a claim looks at first
+assert inbox.WALK_BEYOND_LIMIT == outbox.WALK_BEYOND_LIMIT
+
+# (table, statement, its arguments as PostgresOutbox and PostgresInbox pass them,
+# whether it reads a bounded walk rather than each lane's head)
+STATEMENTS: dict[str, tuple[str, str, tuple[Any, ...], bool]] = {
+    "outbox claim, oldest": (
+        "outbox",
+        outbox.CLAIM_OLDEST,
+        (NOW, KINDS, LIMIT, "claimer", NOW + LEASE, WALK),
+        True,
+    ),
+    "outbox claim, heads": (
         "outbox",
         outbox.CLAIM_HEADS,
-        (NOW, sorted(kind.value for kind in MessageKind), LIMIT, "claimer", NOW + LEASE),
+        (NOW, KINDS, LIMIT, "claimer", NOW + LEASE, []),
+        False,
     ),
-    "outbox next due": ("outbox", outbox.NEXT_DUE, ()),
-    "inbox claim": ("inbox", inbox.CLAIM_HEADS, (NOW, LIMIT, "claimer", NOW + LEASE)),
-    "inbox next due": ("inbox", inbox.NEXT_DUE, ()),
+    "outbox next due": ("outbox", outbox.NEXT_DUE, (), False),
+    "inbox claim, oldest": (
+        "inbox",
+        inbox.CLAIM_OLDEST,
+        (NOW, LIMIT, "claimer", NOW + LEASE, WALK),
+        True,
+    ),
+    "inbox claim, heads": (
+        "inbox",
+        inbox.CLAIM_HEADS,
+        (NOW, LIMIT, "claimer", NOW + LEASE, []),
+        False,
+    ),
+    "inbox next due": ("inbox", inbox.NEXT_DUE, (), False),
 }
 
 
@@ -146,9 +171,9 @@ async def test_claims_and_due_times_read_the_heads_not_the_backlog(
     await _fill(url, lanes)
     await _analyze_or_not(connection, ["outbox", "inbox"], analyzed)
 
-    bound = 3 * lanes + 2 * LIMIT
-    assert bound * 20 < BACKLOG
-    for name, (table, sql, args) in STATEMENTS.items():
+    for name, (table, sql, args, walks) in STATEMENTS.items():
+        bound = 3 * (WALK if walks else lanes) + 2 * LIMIT
+        assert bound * 10 < BACKLOG
         plan = await _plan(connection, sql, args)
         read = rows_read(plan, table)
         assert read <= bound, f"{name} read {read} rows of {table}: {json.dumps(plan, indent=1)}"
@@ -191,3 +216,32 @@ async def test_poll_claims_read_the_due_links_not_every_link(
         read = rows_read(plan, "links")
         assert read <= bound, f"read {read} rows of links: {json.dumps(plan, indent=1)}"
         assert plan["Actual Rows"] == LIMIT
+
+
+async def test_heads_beyond_the_walked_rows_are_still_claimed_oldest_first(url: str) -> None:
+    """A chat whose head is in flight with more than WALK messages behind it hides no
+    other chat's head from a claim, and the oldest of those goes first."""
+    busy, later_chats = ChatRef("telegram", "busy"), [ChatRef("telegram", c) for c in "xyz"]
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        async with store.transaction() as tx:
+            await tx.outbox.enqueue([Outgoing(busy, MessageKind.TEXT, "m")] * (WALK + 5), T0)
+            await tx.inbox.record([_entry("busy", n) for n in range(WALK + 5)], T0)
+            await tx.outbox.claim_due(NOW, 1, "sender", NOW + LEASE)
+            await tx.inbox.claim(NOW, 1, "handler", NOW + LEASE)
+        for chat in later_chats:
+            async with store.transaction() as tx:
+                await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, "m")], T0)
+                await tx.inbox.record([_entry(chat.chat_id, 0)], T0)
+        async with store.transaction() as tx:
+            messages = await tx.outbox.claim_due(NOW, 2, "claimer", NOW + LEASE)
+            entries = await tx.inbox.claim(NOW, 2, "claimer", NOW + LEASE)
+    finally:
+        await store.close()
+    assert [m.message.chat for m in messages] == later_chats[:2]
+    assert [item.entry.lane for item in entries] == ["x", "y"]
+
+
+def _entry(lane: str, n: int) -> InboxEntry:
+    return InboxEntry("telegram", f"{lane}-{n}", "update", lane, "{}")
