@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ from bot.config_readers import (
     Secret,
     check_visible,
     content_sid,
+    duration,
     optional_url,
     phone_numbers,
     region,
@@ -46,6 +48,7 @@ _RATE = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")  # RFC 1123
 _DB_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LOG_FORMATS = ("text", "json")
 _MIN_WEBHOOK_KEY_BYTES = 16
 
 
@@ -73,6 +76,9 @@ class Settings:
     # Chat messages a second, all chats together: a hair under Telegram's bulk limit
     # of 30, so that timing jitter does not earn 429s (bench: flood).
     send_rate: float = 29.0
+    log_format: str = "text"  # or "json": one object a line (bot/logs.py)
+    # How long handled inputs, sent messages and status history are kept (bot/housekeeping.py).
+    retention: timedelta = timedelta(days=30)
     # Read numbers typed without "+" (ISO 3166 alpha-2, as phonenumbers knows them).
     whatsapp_default_region: str | None = None
     # Approved WhatsApp templates, for messages outside the 24-hour window.
@@ -108,6 +114,8 @@ class Settings:
             poll_rate=_rate(env, "PAYBOT_POLL_RATE", "5", 100, "requests"),
             send_rate=_rate(env, "PAYBOT_SEND_RATE", "29", 1000, "messages"),
             log_level=_log_level(env),
+            log_format=_log_format(env),
+            retention=duration(env, "PAYBOT_RETENTION", "30d"),
         )
 
     @property
@@ -267,3 +275,11 @@ def _log_level(env: Mapping[str, str]) -> str:
             "PAYBOT_LOG_LEVEL", f"expected one of {', '.join(_LOG_LEVELS)}, got {raw!r}"
         )
     return raw.upper()
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    raw = env.get("PAYBOT_LOG_FORMAT", "text")
+    if raw.lower() not in _LOG_FORMATS:
+        problem = f"expected one of {', '.join(_LOG_FORMATS)}, got {raw!r}"
+        raise ConfigError("PAYBOT_LOG_FORMAT", problem)
+    return raw.lower()

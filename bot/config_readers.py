@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -140,3 +141,17 @@ def content_sid(env: Mapping[str, str], name: str) -> str | None:
     if raw is not None and not _CONTENT_SID.fullmatch(raw):
         raise ConfigError(name, f"expected HX and 32 hex digits, got {raw!r}")
     return raw
+
+
+# CONTRACT §3: a whole number and a unit, "90s", "30m", "24h", "3d".
+_DURATION = re.compile(r"([0-9]{1,6})([smhd])")
+_UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def duration(env: Mapping[str, str], name: str, default: str) -> timedelta:
+    """A positive duration such as `30d`; ConfigError naming the setting otherwise."""
+    raw = env.get(name, default).strip()
+    found = _DURATION.fullmatch(raw)
+    if found is None or int(found[1]) == 0:
+        raise ConfigError(name, "expected a whole number above 0 and s, m, h or d, like 30d")
+    return timedelta(**{_UNIT[found[2]]: int(found[1])})

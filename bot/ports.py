@@ -85,6 +85,9 @@ class Links(Protocol):
     async def history(self, link_id: str) -> list[tuple[Status | None, datetime]]:
         """Every recorded change, oldest first; None stands for the confirmation."""
 
+    async def forget_history(self, before: datetime, limit: int) -> int:
+        """Delete at most `limit` recorded changes made before the time; how many."""
+
     async def claim_order(self, order_id: str, holder: str, now: datetime, until: datetime) -> bool:
         """Become the one creating a link for the order, until `until`.
 
@@ -193,6 +196,9 @@ class OutboxQueue(Protocol):
     async def pending_count(self) -> int:
         """Messages neither sent nor dropped."""
 
+    async def forget_done(self, before: datetime, limit: int) -> int:
+        """Delete at most `limit` messages sent or dropped before the time; how many."""
+
     async def unsent_for(self, chat: ChatRef) -> list[QueuedMessage]:
         """The chat's messages neither sent nor dropped, in the order they go out."""
 
@@ -251,8 +257,10 @@ class Inbox(Protocol):
     async def unfinished_count(self) -> int:
         """Entries neither finished nor set aside."""
 
-    async def forget_finished(self, before: datetime) -> int:
-        """Delete entries finished before the time; how many."""
+    async def forget_finished(self, before: datetime, limit: int | None = None) -> int:
+        """Delete entries finished before the time (at most `limit`); how many.
+
+        Entries set aside are kept, for someone to look at."""
 
 
 class Contacts(Protocol):

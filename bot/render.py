@@ -268,6 +268,13 @@ def amount_mismatch(link: Link, paid: Money) -> str:
     )
 
 
+def too_many_asks(per_minute: int) -> str:
+    return (
+        f"That is more than {per_minute} requests to Cimplify in a minute. "
+        "Wait a minute, then try again."
+    )
+
+
 def message_lost(link: Link, chat: ChatRef) -> str:
     return (
         f"{_title(link)}: a message to {chat} could not be delivered and was given up. "

@@ -30,6 +30,7 @@ from bot.models import Link, Status
 from bot.pacing import TokenBucket
 from bot.payments import Payments
 from bot.ports import Store
+from bot.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,11 @@ class Tracker:
         clock: Callable[[], datetime],
         rate: float = 5.0,
         policy: PollPolicy | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._store = store
         self._client = client
+        self._meter = (telemetry or Telemetry()).meter
         self._payments = payments
         self._clock = clock
         self._budget = TokenBucket(rate)
@@ -154,6 +157,12 @@ class Tracker:
             async with asyncio.timeout(min(5.0, max(0.01, wait))):
                 await self._wake.wait()
 
+    async def poll_now(self, link: Link) -> Link | None:
+        """A poll a chat asked for (/status, Refresh status): from the poller's own budget,
+        ahead of the links waiting their turn, so no chat can push Cimplify past the rate."""
+        await self._budget.acquire()
+        return await self.poll(link, patient=True)
+
     async def poll(self, link: Link, patient: bool = False) -> Link | None:
         """Ask Cimplify about one link and apply what it says; the link as it now stands."""
         if self._clock() >= link.expires_at:
@@ -161,20 +170,33 @@ class Tracker:
         try:
             report = await self._client.status(link.token, patient=patient)
         except LinkExpired:
-            return await self._expire(link, "Cimplify says it expired")
+            expired = await self._expire(link, "Cimplify says it expired")
+            self._meter.poll("unchanged" if expired is None else "changed")
+            return expired
         except LinkNotFound:
-            log.error("link %s: Cimplify does not know its token; tracking stops", link.id)
+            self._meter.poll("error")
+            log.error(
+                "link %s: Cimplify does not know its token; tracking stops",
+                link.id,
+                extra={"link_id": link.id, "order_id": link.order_id},
+            )
             await self._schedule(link.id, None)
             return None
         except CimplifyUnavailable as error:
+            self._meter.poll("error")
             await self._back_off(link, error)
             raise
+        except CimplifyError:  # our key refused, an answer outside the contract
+            self._meter.poll("error")
+            raise
         if report.status is None:
+            self._meter.poll("unchanged")
             log.warning(
                 "link %s: unknown status %r, taken as no change", link.id, report.raw_status
             )
             return link
         moved = await self._payments.apply_status(link.id, report.status, report.reference)
+        self._meter.poll("unchanged" if moved is None else "changed")
         if moved is None:
             return link
         if not moved.status.is_final:
@@ -183,7 +205,13 @@ class Tracker:
         return moved
 
     async def _expire(self, link: Link, why: str) -> Link | None:
-        log.info("link %s for order %s: %s", link.id, link.order_id, why)
+        log.info(
+            "link %s for order %s: %s",
+            link.id,
+            link.order_id,
+            why,
+            extra={"link_id": link.id, "order_id": link.order_id},
+        )
         moved = await self._payments.apply_status(link.id, Status.EXPIRED)
         await self._schedule(link.id, None)
         return moved
@@ -204,6 +232,6 @@ class Tracker:
         try:
             await self.poll(link)
         except (CimplifyError, StoreError) as error:
-            log.warning("link %s: poll failed: %s", link.id, error)
+            log.warning("link %s: poll failed: %s", link.id, error, extra={"link_id": link.id})
         except Exception:
             log.exception("link %s: poll failed with an unexpected error", link.id)

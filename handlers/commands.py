@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot import render
 from bot.errors import (
@@ -21,6 +21,7 @@ from bot.errors import (
     StoreError,
 )
 from bot.invoices import Invoices
+from bot.limits import PerKeyLimit
 from bot.models import (
     ChatRef,
     DeliveryStatus,
@@ -37,6 +38,9 @@ from bot.tracking import Tracker
 log = logging.getLogger(__name__)
 
 MERCHANT_COMMANDS = frozenset({"invoice", "open"})
+ASKS_CIMPLIFY = frozenset({"invoice", "status"})  # and the Refresh status button
+CIMPLIFY_ASKS = 30  # a merchant's commands that reach Cimplify, a minute
+MINUTE = timedelta(minutes=1)
 # What a merchant types when they mean a phone number, right or wrong: "+233 24…", "024-…".
 _NUMBER_LIKE = re.compile(r"\+?[0-9][0-9 ().-]*")
 NOT_A_NUMBER = "That is not a phone number, so only you got the link."
@@ -79,9 +83,15 @@ class Conversation:
         self._on_queued = on_queued
         self._merchants_setting = merchants_setting  # channel -> the setting that lists merchants
         self._reach = reach or CustomerReach()
+        # A stranger who keeps writing gets one answer a minute; a merchant's commands
+        # that reach Cimplify are limited, so no chat can drive Cimplify's API hard.
+        self._stranger_answers = PerKeyLimit(1, MINUTE, clock)
+        self._cimplify_asks = PerKeyLimit(CIMPLIFY_ASKS, MINUTE, clock)
 
     async def handle(self, command: Command) -> None:
         """Answer one command. Never raises for anything a sender can type."""
+        if not await self._within_limits(command):
+            return
         if _merchants_only(command) and not command.is_merchant:
             setting = self._merchants_setting(command.chat.channel)
             log.info("refused /%s from %s: not a merchant", command.name, command.chat)
@@ -102,6 +112,19 @@ class Conversation:
             log.info("/%s from %s: %s", command.name, command.chat, error)
             await self.reply(command.chat, render.explain(error, _order_arg(command)))
 
+    async def _within_limits(self, command: Command) -> bool:
+        """False when the command goes unanswered (a stranger answered this minute) or is
+        refused (a merchant past CIMPLIFY_ASKS a minute)."""
+        stranger = not command.is_merchant and not _opens_a_share_link(command)
+        if stranger and not self._stranger_answers.allow(command.chat):
+            log.info("/%s from %s: answered this minute already", command.name, command.chat)
+            return False
+        asks = command.is_merchant and command.name in ASKS_CIMPLIFY
+        if asks and not self._cimplify_asks.allow(command.sender):
+            await self.reply(command.chat, render.too_many_asks(CIMPLIFY_ASKS))
+            return False
+        return True
+
     async def reply(self, chat: ChatRef, text: str) -> None:
         async with self._store.transaction() as tx:
             await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], self._clock())
@@ -116,6 +139,8 @@ class Conversation:
             )
         if link is None or not subscribed:
             return "That link is not one of this chat's."
+        if not self._cimplify_asks.allow(chat):
+            return render.too_many_asks(CIMPLIFY_ASKS)
         try:
             current = await self._current(link)
         except PaybotError as error:
@@ -195,7 +220,7 @@ class Conversation:
         """The link after asking Cimplify, when it is still worth asking."""
         if link.confirmed_at is not None or link.status.is_final:
             return link
-        polled = await self._tracker.poll(link, patient=True)
+        polled = await self._tracker.poll_now(link)
         async with self._store.transaction() as tx:
             return await tx.links.get(link.id) or polled or link
 
@@ -217,6 +242,11 @@ class Conversation:
 
     async def _unknown(self, command: Command) -> None:
         await self.reply(command.chat, render.unknown_command())
+
+
+def _opens_a_share_link(command: Command) -> bool:
+    """A customer's first word to the bot: always answered, whoever they are."""
+    return command.name == "start" and bool(command.args)
 
 
 def _merchants_only(command: Command) -> bool:

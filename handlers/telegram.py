@@ -138,7 +138,10 @@ class TelegramChannel:
         if not all(type(i) is int for i in ids):  # bool is an int, and not an id
             return  # a malformed webhook update: PTB does not check the JSON's types
         words = message.text.split()
-        name = words[0].lstrip("/").split("@", 1)[0].lower()
+        name, _, addressee = words[0].lstrip("/").partition("@")
+        if addressee and addressee.lower() != (self.app.bot.username or "").lower():
+            return  # /status@other_bot in a group: another bot's command
+        name = name.lower()
         await self._conversation.handle(
             Command(
                 chat=ChatRef(CHANNEL, str(message.chat_id)),

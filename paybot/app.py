@@ -21,13 +21,17 @@ from typing import Any
 from bot.cimplify import CimplifyClient, WebhookVerifier
 from bot.config import Settings
 from bot.deliveries import Deliveries
+from bot.housekeeping import Housekeeping
 from bot.inbox import Handler, InboxWorker, Intake, Leases
 from bot.invoices import Invoices
 from bot.models import utcnow
 from bot.outbox import Messenger, Outbox
 from bot.payments import CIMPLIFY_EVENT, Payments
+from bot.readiness import Readiness
+from bot.telemetry import Telemetry
 from bot.tracking import PollPolicy, Tracker
 from handlers.commands import Conversation, CustomerReach
+from handlers.metrics import PrometheusMeter
 from handlers.serving import HttpServer
 from handlers.telegram import TelegramChannel, TelegramMessenger
 from handlers.telegram_polling import TELEGRAM_UPDATE
@@ -67,6 +71,10 @@ class Paybot:
         # Names this process's claims in the store, so its heartbeat keeps them alive.
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stack = contextlib.AsyncExitStack()
+        # One registry a paybot (handlers/metrics.py): tests run many in one process.
+        self.meter = PrometheusMeter()
+        self.telemetry = Telemetry(self.meter)
+        self.background: dict[str, asyncio.Task[None]] = {}  # name -> loop, once started
 
     async def start(self) -> None:
         """Start every part; each one started is stopped by `stop`, in reverse order."""
@@ -87,6 +95,8 @@ class Paybot:
             self.intake,
             self.telegram,
             self.whatsapp,
+            self.readiness,
+            self.meter,
         )
         await self._listen()
         # Channels close after the outbox stops (exits run in reverse order): it sends with them.
@@ -94,7 +104,12 @@ class Paybot:
             self._stack.push_async_callback(self.whatsapp.aclose)
         if self.telegram is not None:
             self._stack.push_async_callback(self.telegram.close)
-        self._run_in_background(self.outbox.run(), self.tracker.run(), self.inbox.run())
+        self._run_in_background(
+            outbox=self.outbox.run(),
+            tracker=self.tracker.run(),
+            inbox=self.inbox.run(),
+            housekeeping=self.housekeeping.run(),
+        )
         # At stop, in this order: no more input (webhooks, getUpdates), then what is stored
         # and due is handled, then due messages go out, then the loops are cancelled.
         self._stack.push_async_callback(self.outbox.flush)
@@ -108,11 +123,13 @@ class Paybot:
     def _build_core(self) -> None:
         """The parts that do no I/O of their own until asked."""
         clock, policy = self.tuning.clock, self.tuning.poll_policy
-        self.intake = Intake(self.store, clock, self._stored)
-        self.payments = Payments(self.store, clock, self._queued)
+        telemetry = self.telemetry
+        self.intake = Intake(self.store, clock, self._stored, telemetry)
+        self.payments = Payments(self.store, clock, self._queued, telemetry)
         self.deliveries = Deliveries(self.store, clock, self._queued)
+        rate = self.settings.poll_rate
         self.tracker = Tracker(
-            self.store, self.client, self.payments, clock, self.settings.poll_rate, policy
+            self.store, self.client, self.payments, clock, rate, policy, telemetry
         )
         self.invoices = Invoices(
             self.store,
@@ -143,10 +160,14 @@ class Paybot:
             self.tuning.overall_rate or self.settings.send_rate,
             self.holder,
             self.tuning.leases,
+            telemetry,
         )
+        self.readiness = Readiness(self.store, clock, self.holder, lambda: self.background)
+        self._stack.push_async_callback(self.readiness.close)
         self.inbox = InboxWorker(
             self.store, clock, self.holder, self._inbox_handlers(), self.tuning.leases
         )
+        self.housekeeping = Housekeeping(self.store, clock, self.settings.retention)
 
     def _inbox_handlers(self) -> dict[str, Handler]:
         """Which part handles each kind of stored input."""
@@ -182,8 +203,9 @@ class Paybot:
             messengers["whatsapp"] = self.whatsapp.messenger
         return messengers
 
-    def _run_in_background(self, *jobs: Coroutine[Any, Any, None]) -> None:
-        tasks = [asyncio.create_task(job) for job in jobs]
+    def _run_in_background(self, **jobs: Coroutine[Any, Any, None]) -> None:
+        self.background = {name: asyncio.create_task(job, name=name) for name, job in jobs.items()}
+        tasks = list(self.background.values())
 
         async def cancel() -> None:
             for task in tasks:

@@ -177,5 +177,10 @@ class PostgresInbox:
     async def unfinished_count(self) -> int:
         return int(await self._sql.value(f"SELECT count(*) FROM inbox WHERE {_WAITING}"))  # noqa: S608
 
-    async def forget_finished(self, before: datetime) -> int:
-        return await self._sql.change("DELETE FROM inbox WHERE finished_at < $1", before)
+    async def forget_finished(self, before: datetime, limit: int | None = None) -> int:
+        return await self._sql.change(
+            "DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox"
+            " WHERE finished_at < $1 LIMIT $2)",
+            before,
+            limit,  # NULL: no limit
+        )

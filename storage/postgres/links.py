@@ -107,6 +107,14 @@ class PostgresLinks:
         )
         return [(None if s is None else Status(s), utc(at)) for s, at in found]
 
+    async def forget_history(self, before: datetime, limit: int) -> int:
+        return await self._sql.change(
+            "DELETE FROM status_history WHERE id IN"
+            " (SELECT id FROM status_history WHERE at < $1 LIMIT $2)",
+            before,
+            limit,
+        )
+
     async def claim_order(self, order_id: str, holder: str, now: datetime, until: datetime) -> bool:
         # The row lock of the conflict makes this atomic: a claim still good at `now`
         # is left alone (unless it is the caller's own), and no row comes back.

@@ -207,6 +207,14 @@ class PostgresOutbox(PostgresReceipts):
             records.error_text(error),
         )
 
+    async def forget_done(self, before: datetime, limit: int) -> int:
+        return await self._sql.change(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+            " WHERE sent_at < $1 OR dropped_at < $1 LIMIT $2)",
+            before,
+            limit,
+        )
+
     async def unsent_for(self, chat: ChatRef) -> list[QueuedMessage]:
         found = await self._sql.rows(
             "SELECT * FROM outbox WHERE channel = $1 AND chat_id = $2"

@@ -117,10 +117,11 @@ class SqliteInbox(SqliteStatements):
             "SELECT COUNT(*) FROM inbox WHERE finished_at IS NULL AND set_aside_at IS NULL"
         )
 
-    async def forget_finished(self, before: datetime) -> int:
+    async def forget_finished(self, before: datetime, limit: int | None = None) -> int:
         return await self._change(
-            "DELETE FROM inbox WHERE finished_at IS NOT NULL AND finished_at < ?",
-            (time_text(before),),
+            "DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox"
+            " WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT ?)",
+            (time_text(before), -1 if limit is None else limit),  # -1: no limit, to SQLite
         )
 
 

@@ -97,6 +97,13 @@ class SqliteLinks(_LinkRows):
         )
         return [(None if s is None else Status(s), time_from(at)) for s, at in found]
 
+    async def forget_history(self, before: datetime, limit: int) -> int:
+        return await self._change(
+            "DELETE FROM status_history WHERE id IN"
+            " (SELECT id FROM status_history WHERE at < ? LIMIT ?)",
+            (time_text(before), limit),
+        )
+
     async def claim_order(self, order_id: str, holder: str, now: datetime, until: datetime) -> bool:
         claimed = await self._rows(
             "INSERT INTO order_claims (order_id, holder, until) VALUES (?, ?, ?)"

@@ -127,6 +127,13 @@ class SqliteOutbox(SqliteStatements):
             (time_text(at), error[:_ERROR_CHARS], message_id),
         )
 
+    async def forget_done(self, before: datetime, limit: int) -> int:
+        return await self._change(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+            " WHERE sent_at < ?1 OR dropped_at < ?1 LIMIT ?2)",
+            (time_text(before), limit),
+        )
+
     async def unsent_for(self, chat: ChatRef) -> list[QueuedMessage]:
         found = await self._rows(
             "SELECT * FROM outbox WHERE channel = ? AND chat_id = ?"
