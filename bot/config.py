@@ -49,6 +49,9 @@ _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")  # RFC 1123
 _DB_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _LOG_FORMATS = ("text", "json")
+_TELEGRAM_MODES = ("polling", "webhook")
+# What setWebhook's secret_token may hold (Bot API): Telegram echoes it in a header.
+_TELEGRAM_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _MIN_WEBHOOK_KEY_BYTES = 16
 
 
@@ -84,6 +87,9 @@ class Settings:
     # Approved WhatsApp templates, for messages outside the 24-hour window.
     twilio_invoice_content_sid: str | None = None
     twilio_status_content_sid: str | None = None
+    # "polling" (getUpdates) or "webhook" (Telegram posts to /webhooks/telegram).
+    telegram_mode: str = "polling"
+    telegram_webhook_secret: Secret | None = None  # set whenever telegram_mode is "webhook"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> Settings:
@@ -108,6 +114,7 @@ class Settings:
             telegram_bot_token=secret(env, "TELEGRAM_BOT_TOKEN", None, _check_telegram_token),
             telegram_api_base=url(env, "TELEGRAM_API_BASE", "https://api.telegram.org"),
             telegram_merchants=user_ids(env, "TELEGRAM_MERCHANTS"),
+            **_telegram_mode(env),
             **_twilio(env),
             whatsapp_merchants=phone_numbers(env, "WHATSAPP_MERCHANTS"),
             whatsapp_default_region=region(env, "WHATSAPP_DEFAULT_REGION"),
@@ -135,6 +142,7 @@ class Settings:
             self.cimplify_secret_key,
             self.cimplify_webhook_secret,
             self.telegram_bot_token,
+            self.telegram_webhook_secret,
             self.twilio_auth_token,
         )
         return [value.reveal() for value in held if value is not None]
@@ -174,6 +182,24 @@ def _check_telegram_token(raw: str) -> str | None:
     if _TELEGRAM_TOKEN.fullmatch(raw):
         return None
     return "expected a bot token from @BotFather: digits, ':', then 20 or more of A-Z a-z 0-9 - _"
+
+
+def _telegram_mode(env: Mapping[str, str]) -> dict[str, Any]:
+    """How updates arrive: getUpdates, or posts carrying the secret given to setWebhook."""
+    raw = env.get("TELEGRAM_MODE", "polling")
+    if raw.lower() not in _TELEGRAM_MODES:
+        problem = f"expected one of {', '.join(_TELEGRAM_MODES)}, got {raw!r}"
+        raise ConfigError("TELEGRAM_MODE", problem)
+    mode = raw.lower()
+    needed = "required when TELEGRAM_MODE=webhook" if mode == "webhook" else None
+    webhook_secret = secret(env, "TELEGRAM_WEBHOOK_SECRET", needed, _check_telegram_secret)
+    return {"telegram_mode": mode, "telegram_webhook_secret": webhook_secret}
+
+
+def _check_telegram_secret(raw: str) -> str | None:
+    if _TELEGRAM_WEBHOOK_SECRET.fullmatch(raw):
+        return None
+    return "expected 1 to 256 of A-Z a-z 0-9 _ - (what Telegram accepts as a secret_token)"
 
 
 def _database(env: Mapping[str, str]) -> str:

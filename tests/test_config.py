@@ -24,6 +24,8 @@ CIMPLIFY = {
     "CIMPLIFY_SECRET_KEY": SECRET_KEY,
     "CIMPLIFY_WEBHOOK_SECRET": WEBHOOK_SECRET,
 }
+TELEGRAM_SECRET = "tg_Webhook-Secret_0123456789"
+TELEGRAM_WEBHOOK = {"TELEGRAM_MODE": "webhook", "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET}
 TWILIO = {
     "TWILIO_ACCOUNT_SID": TWILIO_SID,
     "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
@@ -176,6 +178,8 @@ MALFORMED_PLAIN = [
     ("PAYBOT_SEND_RATE", "many"),
     ("PAYBOT_LOG_LEVEL", "TRACE"),
     ("PAYBOT_LOG_LEVEL", "CRITICAL"),
+    ("TELEGRAM_MODE", "webhooks"),
+    ("TELEGRAM_MODE", "long-polling"),
 ]
 
 
@@ -219,6 +223,7 @@ SECRET_NAMES = {
     "CIMPLIFY_SECRET_KEY",
     "CIMPLIFY_WEBHOOK_SECRET",
     "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_WEBHOOK_SECRET",
     "TWILIO_AUTH_TOKEN",
 }
 # Secrets, and the settings that travel with them; only the secrets' values are never quoted.
@@ -233,6 +238,11 @@ MALFORMED_SECRETS = [
     ("TELEGRAM_BOT_TOKEN", "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", {}),
     ("TELEGRAM_BOT_TOKEN", "123456789:short", {}),
     ("TELEGRAM_BOT_TOKEN", "123456789:AAHdqTcvCH1vGWJx/SeofSAs0K5PALDsaw", {}),
+    ("TELEGRAM_WEBHOOK_SECRET", "tg secret with spaces", TELEGRAM_WEBHOOK),
+    ("TELEGRAM_WEBHOOK_SECRET", "tg.secret.with.dots", TELEGRAM_WEBHOOK),
+    ("TELEGRAM_WEBHOOK_SECRET", "tg_sécret", TELEGRAM_WEBHOOK),
+    ("TELEGRAM_WEBHOOK_SECRET", "s" * 257, TELEGRAM_WEBHOOK),
+    ("TELEGRAM_WEBHOOK_SECRET", "tg/secret+slash=", {}),  # checked in polling mode too
     ("TWILIO_AUTH_TOKEN", "tw token", TWILIO),
     ("TWILIO_ACCOUNT_SID", "AC123", TWILIO),
     ("TWILIO_WHATSAPP_FROM", "+14155238886", TWILIO),
@@ -377,3 +387,28 @@ def test_a_bad_template_sid_is_quoted_back(no_dotenv: str) -> None:
     with pytest.raises(ConfigError) as raised:
         load({"TWILIO_INVOICE_CONTENT_SID": "HXnot-a-sid"}, no_dotenv)
     assert raised.value.problem == "expected HX and 32 hex digits, got 'HXnot-a-sid'"
+
+
+def test_telegram_polls_unless_webhook_mode_is_asked(no_dotenv: str) -> None:
+    polling = load({"TELEGRAM_BOT_TOKEN": BOT_TOKEN}, no_dotenv)
+    assert (polling.telegram_mode, polling.telegram_webhook_secret) == ("polling", None)
+
+    settings = load({**TELEGRAM_WEBHOOK, "TELEGRAM_MODE": "Webhook"}, no_dotenv)
+
+    assert settings.telegram_mode == "webhook"
+    assert settings.telegram_webhook_secret == Secret(TELEGRAM_SECRET)
+    assert settings.secrets() == [TELEGRAM_SECRET]  # so that logs redact it
+    assert TELEGRAM_SECRET not in repr(settings)
+
+
+def test_webhook_mode_needs_its_secret(no_dotenv: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load({"TELEGRAM_MODE": "webhook", "TELEGRAM_BOT_TOKEN": BOT_TOKEN}, no_dotenv)
+    assert raised.value.setting == "TELEGRAM_WEBHOOK_SECRET"
+    assert "TELEGRAM_MODE=webhook" in raised.value.problem
+
+
+@pytest.mark.parametrize("webhook_secret", ["x", "A-z_9" * 51 + "Q"])  # 1 and 256 characters
+def test_a_webhook_secret_may_be_one_to_256_characters(webhook_secret: str, no_dotenv: str) -> None:
+    settings = load({**TELEGRAM_WEBHOOK, "TELEGRAM_WEBHOOK_SECRET": webhook_secret}, no_dotenv)
+    assert settings.telegram_webhook_secret == Secret(webhook_secret)
