@@ -1,4 +1,4 @@
-"""WhatsAppMessenger against a recording httpx.MockTransport and a real SQLite store.
+"""WhatsAppMessenger against a recording httpx.MockTransport and a real store (each in turn).
 
 What is checked is what Twilio would get: the form fields, the URL, the basic
 auth, and how each of Twilio's answers turns into the outbox's errors.
@@ -19,10 +19,11 @@ import pytest
 
 from bot.config import Settings
 from bot.errors import ChannelOff, PermanentDelivery, RetryLater, TransientDelivery
-from bot.models import ChatRef, InboundMessage, Link, MessageKind, Outgoing, Status
+from bot.models import ChatRef, Link, MessageKind, Outgoing, Status
 from bot.outbox import Delivery
+from bot.ports import Store
 from handlers.whatsapp_send import NO_TEMPLATE, WhatsAppMessenger
-from storage.sqlite import SqliteStore
+from storage import store_for
 from tests.factories import NOW, make_link
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
@@ -82,21 +83,31 @@ def api() -> FakeMessagesApi:
 
 
 @pytest.fixture
+async def store(database: str) -> AsyncIterator[Store]:
+    """The store `database` names, open: the 24-hour window is read from it."""
+    opened = store_for(database)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
 async def http(api: FakeMessagesApi) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.MockTransport(api.handle)) as client:
         yield client
 
 
 def messenger(
-    store: SqliteStore, http: httpx.AsyncClient, settings: Settings = SETTINGS
+    store: Store, http: httpx.AsyncClient, settings: Settings = SETTINGS
 ) -> WhatsAppMessenger:
     return WhatsAppMessenger(settings, store, http, lambda: NOW)
 
 
-async def customer_wrote(store: SqliteStore, ago: timedelta, chat: ChatRef = AMA) -> None:
+async def customer_wrote(store: Store, ago: timedelta, chat: ChatRef = AMA) -> None:
+    """The chat wrote `ago` before NOW, as the WhatsApp channel notes when it handles it."""
     async with store.transaction() as tx:
-        message = InboundMessage(chat, "SM" + "cd" * 16, "hi", NOW - ago)
-        assert await tx.record_inbound(message)
+        await tx.contacts.note_inbound(chat, NOW - ago)
+        assert await tx.contacts.last_inbound_at(chat) == NOW - ago
 
 
 def invoice(link: Link, chat: ChatRef = AMA) -> Delivery:
@@ -114,7 +125,7 @@ def plain_text(text: str, chat: ChatRef = AMA) -> Delivery:
 
 
 async def test_within_the_window_an_invoice_is_body_and_qr_media(
-    store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     await customer_wrote(store, timedelta(hours=23, minutes=59))
     link = make_link()
@@ -135,7 +146,7 @@ async def test_within_the_window_an_invoice_is_body_and_qr_media(
 
 
 async def test_requests_carry_basic_auth_of_sid_and_token(
-    store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     await customer_wrote(store, timedelta(minutes=1))
     await messenger(store, http).deliver(plain_text("hello"))
@@ -148,7 +159,7 @@ async def test_requests_carry_basic_auth_of_sid_and_token(
 
 
 async def test_outside_the_window_an_invoice_is_the_invoice_template(
-    store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     await customer_wrote(store, timedelta(hours=24, seconds=1))
     link = make_link()
@@ -171,7 +182,7 @@ async def test_outside_the_window_an_invoice_is_the_invoice_template(
 
 
 async def test_a_chat_that_never_wrote_gets_the_status_template(
-    store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     link = make_link(status=Status.AWAITING_AUTHORIZATION)
 
@@ -183,7 +194,7 @@ async def test_a_chat_that_never_wrote_gets_the_status_template(
 
 
 async def test_the_status_template_says_confirmed_for_a_confirmed_link(
-    store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     link = make_link(status=Status.PAID)
     confirmed = dataclasses.replace(link, confirmed_at=NOW)
@@ -194,7 +205,7 @@ async def test_the_status_template_says_confirmed_for_a_confirmed_link(
 
 
 async def test_template_variables_are_one_line_and_never_empty(
-    store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     link = dataclasses.replace(make_link(), business_name="Kofi's\n\tKitchen  ")
     await messenger(store, http).deliver(invoice(link))
@@ -207,7 +218,7 @@ async def test_template_variables_are_one_line_and_never_empty(
 
 @pytest.mark.parametrize("delivery", [invoice(make_link()), status_text(make_link())])
 async def test_outside_the_window_without_a_template_nothing_is_sent(
-    delivery: Delivery, store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    delivery: Delivery, store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     await customer_wrote(store, timedelta(days=2))
 
@@ -219,7 +230,7 @@ async def test_outside_the_window_without_a_template_nothing_is_sent(
 
 
 async def test_outside_the_window_a_text_about_no_link_is_not_sent(
-    store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     with pytest.raises(PermanentDelivery, match="24-hour window"):
         await messenger(store, http).deliver(plain_text("Type /invoice <order_id>"))
@@ -227,7 +238,7 @@ async def test_outside_the_window_a_text_about_no_link_is_not_sent(
 
 
 async def test_the_window_is_per_chat(
-    store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     await customer_wrote(store, timedelta(minutes=5), ChatRef("whatsapp", "+2348031234567"))
     await messenger(store, http).deliver(invoice(make_link()))
@@ -235,7 +246,7 @@ async def test_the_window_is_per_chat(
 
 
 async def test_a_caption_edit_sends_nothing(
-    store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     link = make_link()
     caption = Delivery(Outgoing(AMA, MessageKind.CAPTION, "Paid", link.id), link, SENT_SID)
@@ -245,7 +256,7 @@ async def test_a_caption_edit_sends_nothing(
 
 
 async def test_a_long_body_is_clipped_to_twilios_limit(
-    store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     await customer_wrote(store, timedelta(hours=1))
     await messenger(store, http).deliver(plain_text("x" * 2000))
@@ -258,7 +269,7 @@ async def test_a_long_body_is_clipped_to_twilios_limit(
 async def test_429_asks_to_retry_later(
     header: str | None,
     seconds: float,
-    store: SqliteStore,
+    store: Store,
     http: httpx.AsyncClient,
     api: FakeMessagesApi,
 ) -> None:
@@ -291,7 +302,7 @@ def raises(error: Exception) -> Answer:
     ids=["500", "503-html", "timeout", "refused", "401"],
 )
 async def test_trouble_on_twilios_side_is_transient(
-    answer: Answer, store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    answer: Answer, store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     api.answer = answer
     with pytest.raises(TransientDelivery) as raised:
@@ -309,7 +320,7 @@ async def test_trouble_on_twilios_side_is_transient(
     ],
 )
 async def test_a_4xx_is_permanent_and_carries_twilios_code(
-    code: int, message: str, store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    code: int, message: str, store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     body = {"code": code, "message": message, "status": 400}
     api.answer = lambda request: httpx.Response(400, json=body)
@@ -320,7 +331,7 @@ async def test_a_4xx_is_permanent_and_carries_twilios_code(
 
 
 async def test_a_4xx_without_twilios_json_names_the_http_status(
-    store: SqliteStore, http: httpx.AsyncClient, api: FakeMessagesApi
+    store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
 ) -> None:
     api.answer = lambda request: httpx.Response(404, text="not found")
     with pytest.raises(PermanentDelivery, match=r"^Twilio 404: no error detail$"):
@@ -328,7 +339,7 @@ async def test_a_4xx_without_twilios_json_names_the_http_status(
 
 
 async def test_an_accepted_message_without_a_valid_sid_is_sent_but_unmatched(
-    store: SqliteStore,
+    store: Store,
     http: httpx.AsyncClient,
     api: FakeMessagesApi,
     caplog: pytest.LogCaptureFixture,
@@ -341,7 +352,7 @@ async def test_an_accepted_message_without_a_valid_sid_is_sent_but_unmatched(
 
 
 async def test_the_messenger_needs_the_whatsapp_settings(
-    store: SqliteStore, http: httpx.AsyncClient
+    store: Store, http: httpx.AsyncClient
 ) -> None:
     off = Settings.from_env({}, dotenv_path=None)
     with pytest.raises(ChannelOff):
