@@ -1,8 +1,10 @@
-"""Long polling stores each update before the next getUpdates confirms it (its offset).
+"""Long polling stores each update in the inbox before the next getUpdates confirms it.
 
-UpdatePolling runs against the fake Bot API over HTTP with a real SqliteStore; a
-store that notes what was stored after each commit gives the timeline to compare
-with the getUpdates calls the fake recorded.
+UpdatePolling runs against the fake Bot API over HTTP, storing through the inbox's
+Intake into a real store (SQLite and PostgreSQL in turn), and an InboxWorker hands
+stored updates to a recording handler. A store that notes, after each commit,
+which updates another connection sees gives the timeline to compare with the
+getUpdates calls the fake recorded.
 """
 
 from __future__ import annotations
@@ -10,42 +12,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-from telegram import Bot, Update
+from telegram import Bot
 
-from bot.models import utcnow
-from handlers.telegram_polling import UpdatePolling
-from storage.sqlite import SqliteStore
+from bot.inbox import InboxWorker, Intake
+from bot.models import InboxItem, utcnow
+from bot.ports import Store, Tx
+from handlers.telegram_polling import TELEGRAM_UPDATE, UpdatePolling, update_entry
+from storage import store_for
 from tests.fakes.bot_api import FakeBotApi
 from tests.harness import MERCHANT, World, wait_until
+from tests.store_rows import inbox_entries, rows
 
 CHAT_A, CHAT_B = 501, 502
 
 
-class CommitLog(SqliteStore):
-    """A SqliteStore that notes, after each commit, when it was and which updates were stored.
+class CommitLog:
+    """The store, noting after each commit when it was and which updates were stored.
 
-    The file is read with sqlite3, as anyone could read it, not through the store.
+    The table is read over a connection of its own, as anyone could read it.
     """
 
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.path = path
+    def __init__(self, store: Store, database: str) -> None:
+        self.store, self.database = store, database
         self.commits: list[tuple[float, set[int]]] = []
 
     @contextlib.asynccontextmanager
-    async def transaction(self, urgent: bool = False) -> AsyncIterator[object]:  # type: ignore[override]
-        async with super().transaction(urgent) as tx:
+    async def transaction(self, urgent: bool = False) -> AsyncIterator[Tx]:
+        async with self.store.transaction(urgent) as tx:
             yield tx
-        with contextlib.closing(sqlite3.connect(self.path)) as db:
-            stored = {row[0] for row in db.execute("SELECT update_id FROM telegram_updates")}
-        self.commits.append((time.monotonic(), stored))
+        stored = await inbox_entries(self.database, "telegram")
+        self.commits.append((time.monotonic(), {int(i) for i in stored}))
 
     def stored_before(self, moment: float) -> set[int]:
         return {i for at, ids in self.commits if at < moment for i in ids}
@@ -53,18 +54,18 @@ class CommitLog(SqliteStore):
 
 @dataclass
 class Handling:
-    """The `process` callback: records updates; chats in `held` wait until released."""
+    """The inbox's handler for updates: records them; chats in `held` wait until released."""
 
     seen: list[tuple[int, int]] = field(default_factory=list)  # (chat, update id)
     held: set[int] = field(default_factory=set)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def __call__(self, update: Update) -> None:
-        assert update.effective_chat is not None
-        chat = update.effective_chat.id
+    async def __call__(self, item: InboxItem) -> None:
+        update = json.loads(item.entry.body)
+        chat = update["message"]["chat"]["id"]
         if chat in self.held:
             await self.release.wait()
-        self.seen.append((chat, update.update_id))
+        self.seen.append((chat, update["update_id"]))
 
     async def wait(self, done: Callable[[list[tuple[int, int]]], bool]) -> None:
         """Handling makes no request the fake could wake a waiter with: poll instead."""
@@ -82,24 +83,30 @@ async def fake() -> AsyncIterator[FakeBotApi]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[CommitLog]:
-    opened = CommitLog(str(tmp_path / "paybot.db"))
+async def store(database: str) -> AsyncIterator[CommitLog]:
+    opened = store_for(database)
     await opened.open()
-    yield opened
+    yield CommitLog(opened, database)
     await opened.close()
 
 
 @contextlib.asynccontextmanager
-async def polling(fake: FakeBotApi, store: SqliteStore, handling: Handling) -> AsyncIterator[None]:
+async def polling(fake: FakeBotApi, store: CommitLog, handling: Handling) -> AsyncIterator[None]:
+    """Polling into the inbox, and a worker handling what is stored, as paybot wires them."""
+    worker = InboxWorker(store, utcnow, "test", {TELEGRAM_UPDATE: handling})  # type: ignore[arg-type]
+    intake = Intake(store, utcnow, worker.wake)  # type: ignore[arg-type]
+    handling_task = asyncio.create_task(worker.run())
     async with Bot(fake.token, base_url=f"{fake.base_url}/bot") as bot:
-        poller = UpdatePolling(bot, handling, store, utcnow, concurrency=4)
+        poller = UpdatePolling(bot, intake.store_many)
         await poller.start()
         try:
             yield
         finally:
             await poller.stop_fetching()
             handling.release.set()
-            await poller.finish_handling()
+            await worker.drain()
+            handling_task.cancel()
+            await asyncio.gather(handling_task, return_exceptions=True)
 
 
 def offsets(fake: FakeBotApi) -> Iterator[tuple[float, int]]:
@@ -108,13 +115,13 @@ def offsets(fake: FakeBotApi) -> Iterator[tuple[float, int]]:
             yield call.at, int(call.params["offset"])
 
 
-async def unhandled(store: SqliteStore) -> list[int]:
-    async with store.transaction() as tx:
-        return [i for i, _ in await tx.unhandled_telegram_updates(100)]
+async def unhandled(database: str) -> list[int]:
+    stored = await inbox_entries(database, "telegram")
+    return sorted(int(i) for i, handled_at in stored.items() if handled_at is None)
 
 
 async def test_a_batch_is_stored_before_the_getupdates_that_confirms_it(
-    fake: FakeBotApi, store: CommitLog
+    fake: FakeBotApi, store: CommitLog, database: str
 ) -> None:
     handling = Handling(held={CHAT_A})
     async with polling(fake, store, handling):
@@ -129,15 +136,15 @@ async def test_a_batch_is_stored_before_the_getupdates_that_confirms_it(
             assert confirmed <= store.stored_before(at), (offset, store.commits)
         handling.release.set()
         await handling.wait(lambda seen: len(seen) == 6)
+        await wait_until(lambda: unhandled(database), lambda ids: ids == [])
     # Answers in order within each chat; chat B was not held up by chat A.
     assert [u for c, u in handling.seen if c == CHAT_A] == sent[:3]
     assert [u for c, u in handling.seen if c == CHAT_B] == sent[3:]
-    assert await unhandled(store) == []
 
 
 @pytest.mark.parametrize("handled", [True, False], ids=["handled", "not-handled"])
-async def test_an_update_telegram_sends_again_is_handled_once(
-    fake: FakeBotApi, store: CommitLog, handled: bool
+async def test_an_update_telegram_sends_again_is_stored_and_handled_once(
+    fake: FakeBotApi, store: CommitLog, database: str, handled: bool
 ) -> None:
     """A crash after the commit and before the next getUpdates: Telegram still has the
     update, and sends it again to the restarted bot, which already stored it."""
@@ -145,32 +152,50 @@ async def test_an_update_telegram_sends_again_is_handled_once(
     async with Bot(fake.token, base_url=f"{fake.base_url}/bot") as bot:
         (fetched,) = await bot.get_updates(timeout=0)  # no offset: nothing confirmed
     async with store.transaction() as tx:
-        await tx.record_telegram_updates([(update_id, fetched.to_json())], utcnow())
+        assert await tx.inbox.record([update_entry(fetched)], utcnow()) == [True]
         if handled:
-            await tx.mark_telegram_update_handled(update_id, utcnow())
+            (item,) = await tx.inbox.claim(utcnow(), 1, "before-the-crash", utcnow())
+            await tx.inbox.finish(item.seq, utcnow())
     handling = Handling()
     async with polling(fake, store, handling):
         # Fetched again (a start asks with no offset), then confirmed with the next offset.
         await fake.wait_for(lambda: any(o == update_id + 1 for _, o in offsets(fake)))
-        await wait_until(lambda: unhandled(store), lambda ids: ids == [])
+        await wait_until(lambda: unhandled(database), lambda ids: ids == [])
+        if not handled:
+            await handling.wait(lambda seen: seen != [])
     assert handling.seen == ([] if handled else [(CHAT_A, update_id)])
+    stored = await rows(database, "SELECT source_id FROM inbox WHERE source = 'telegram'")
+    assert [r[0] for r in stored] == [str(update_id)]  # once, by update id
 
 
-async def test_an_update_stored_and_not_handled_is_answered_at_start(world: World) -> None:
-    """As a crash after storing and before handling leaves it: Telegram never sends it again."""
+def invoice_update(update_id: int, order: str) -> dict[str, object]:
     command = {"type": "bot_command", "offset": 0, "length": 8}
     user = {"id": MERCHANT, "is_bot": False, "first_name": "Kofi"}
-    message = {"message_id": 900, "date": 1_800_000_000, "chat": {"id": MERCHANT}}
-    message |= {"from": user, "text": "/invoice 1001", "entities": [command]}
-    message["chat"] |= {"type": "private"}
-    async with world.paybot.store.transaction() as tx:
-        body = json.dumps({"update_id": 900, "message": message})
-        assert await tx.record_telegram_updates([(900, body)], utcnow()) == [900]
+    message = {"message_id": update_id, "date": 1_800_000_000, "from": user}
+    message |= {"chat": {"id": MERCHANT, "type": "private"}}
+    message |= {"text": f"/invoice {order}", "entities": [command]}
+    return {"update_id": update_id, "message": message}
+
+
+async def test_updates_stored_and_not_handled_are_answered_in_order_after_a_restart(
+    world: World,
+) -> None:
+    """As a crash after storing and before handling leaves them: Telegram never sends
+    them again, so the stored ones are all there is."""
+    assert world.paybot.telegram is not None
+    bodies = [json.dumps(invoice_update(900, "1001")), json.dumps(invoice_update(901, "1002"))]
+    entries = [world.paybot.telegram.webhook_entry(body.encode()) for body in bodies]
+    await world.paybot.stop()
+    stopped = store_for(world.settings.database)
+    await stopped.open()
+    async with stopped.transaction() as tx:
+        assert await tx.inbox.record(entries, utcnow()) == [True, True]
+    await stopped.close()
     await world.restart()
 
-    invoice = await world.wait_message("Order 1001")
-    assert invoice.photo is not None
-    await wait_until(lambda: unhandled(world.paybot.store), lambda ids: ids == [])
-    assert len(world.photos()) == 1
-    # It came from the store: the fake never had an update numbered 900.
+    await world.fake.wait_for(lambda: len(world.photos()) == 2)
+    captions = [photo.caption or "" for photo in world.photos()]
+    assert "Order 1001" in captions[0] and "Order 1002" in captions[1]  # in stored order
+    await wait_until(lambda: unhandled(world.settings.database), lambda ids: ids == [])
+    # They came from the store: the fake never had updates numbered 900 and 901.
     assert all(int(c.params.get("offset", 0)) <= 900 for c in world.fake.calls)
