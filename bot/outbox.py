@@ -111,6 +111,8 @@ class Outbox:
         self._wakes: list[asyncio.Event] = []  # one for each dispatch loop
         self._sending: set[asyncio.Task[None]] = set()
         self._in_hand: set[int] = set()  # ids of the messages being sent or recorded
+        # Whether this process is the one sending (bot/roles.py); alone, it always is.
+        self.may_send: Callable[[], bool] = lambda: True
         self._progress = asyncio.Event()  # set as each send ends
 
     def wake(self) -> None:
@@ -150,6 +152,8 @@ class Outbox:
     async def _dispatch_due(
         self, kinds: frozenset[MessageKind], budget: TokenBucket, now: datetime
     ) -> int:
+        if not self.may_send():
+            return 0
         until = now + self._leases.claim
         async with self._store.transaction() as tx:
             due = await tx.outbox.claim_due(now, self._claim_size, self._holder, until, kinds)
@@ -174,8 +178,10 @@ class Outbox:
                     await tx.outbox.prolong_claims(self._holder, self._clock() + self._leases.claim)
 
     async def _idle(self, wake: asyncio.Event, checked: datetime) -> None:
-        async with self._store.transaction() as tx:
-            next_at = await tx.outbox.next_due_at()
+        next_at = None
+        if self.may_send():  # else only gaining the sender's role (a wake) changes anything
+            async with self._store.transaction() as tx:
+                next_at = await tx.outbox.next_due_at()
         waits = [IDLE_WAIT]
         if next_at is not None and next_at > checked:
             waits.append((next_at - self._clock()).total_seconds())
@@ -348,6 +354,8 @@ class Outbox:
         """
         # Due within the grace: a chat's pace (a pause in the store) may hold a message
         # back for a moment, and it still goes out before the exit.
+        if not self.may_send():
+            return  # another process sends
         by = self._clock() + timedelta(seconds=grace)
         with contextlib.suppress(TimeoutError, StoreError):
             async with asyncio.timeout(grace):

@@ -30,7 +30,7 @@ holds the one suite both must pass.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
@@ -272,6 +272,18 @@ class Contacts(Protocol):
     async def last_inbound_at(self, chat: ChatRef) -> datetime | None: ...
 
 
+class Roles(Protocol):
+    """Work only one process may do at a time (send under the overall rate, poll under
+    the poll budget, long-poll Telegram): a role held under a lease, as an order is."""
+
+    async def claim(self, role: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Hold `role` until `until`: True when nobody else holds it at `now` (the holder
+        renews its own claim this way; one that died loses it when its lease ends)."""
+
+    async def release(self, role: str, holder: str) -> None:
+        """Give up `holder`'s claim on the role; another holder's is left alone."""
+
+
 class Tx(Protocol):
     """One transaction: the repositories, all on it. Nothing commits on its own."""
 
@@ -293,6 +305,9 @@ class Tx(Protocol):
     @property
     def contacts(self) -> Contacts: ...
 
+    @property
+    def roles(self) -> Roles: ...
+
 
 class Store(Protocol):
     async def open(self) -> None:
@@ -310,3 +325,8 @@ class Store(Protocol):
 
     async def ping(self) -> bool:
         """True when the store answers a trivial query."""
+
+    async def watch(self, wake: Callable[[str], None]) -> None:
+        """Until cancelled: call `wake(topic)` when any process has stored work of a topic,
+        `inbox`, `outbox` or `polls`, so the process that should act need not wait for
+        its next idle look. A store no other process shares may never call it."""

@@ -95,6 +95,8 @@ class Tracker:
     ) -> None:
         self._store = store
         self._client = client
+        # Whether this process is the one polling (bot/roles.py); alone, it always is.
+        self.may_poll: Callable[[], bool] = lambda: True
         self._meter = (telemetry or Telemetry()).meter
         self._payments = payments
         self._clock = clock
@@ -112,7 +114,7 @@ class Tracker:
         try:
             while True:
                 try:
-                    due = await self._claim_due()
+                    due = await self._claim_due() if self.may_poll() else []
                     for link in due:
                         await self._budget.acquire()
                         task = asyncio.create_task(self.poll_quietly(link))

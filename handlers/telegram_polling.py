@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TypeVar
@@ -38,6 +39,8 @@ POLL_TIMEOUT = timedelta(seconds=10)  # how long one getUpdates waits for an upd
 # What paybot's handlers read: commands, edited commands, button presses.
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
 MAX_BACKOFF = 30.0  # seconds, as PTB's own polling loop
+MIN_HELD = 2.0  # seconds of the polling role left, at least, to start a getUpdates
+NOT_OURS_WAIT = 1.0  # seconds between looks while another process polls
 
 
 def update_entry(update: Update) -> InboxEntry:
@@ -56,6 +59,9 @@ class UpdatePolling:
         self._offset: int | None = None
         self._stopping = asyncio.Event()
         self._fetching: asyncio.Task[None] | None = None
+        # How long getUpdates is surely this process's to call (bot/roles.py); alone,
+        # for ever. Telegram answers a second caller 409, so no call outlives it.
+        self.seconds_held: Callable[[], float] = lambda: math.inf
 
     async def start(self) -> None:
         """Stop any webhook, then poll in the background."""
@@ -73,8 +79,13 @@ class UpdatePolling:
     async def _fetch_loop(self) -> None:
         backoff = 0.0
         while not self._stopping.is_set():
+            held = self.seconds_held()
+            if held < MIN_HELD:  # another process polls: look again in a moment
+                await self._unless_stopped(asyncio.sleep(NOT_OURS_WAIT))
+                continue
             try:
-                updates = await self._unless_stopped(self._get_updates())
+                wait = timedelta(seconds=int(min(POLL_TIMEOUT.total_seconds(), held - 1)))
+                updates = await self._unless_stopped(self._get_updates(wait))
                 if updates:
                     await self._store(updates)
                 backoff = 0.0
@@ -91,9 +102,9 @@ class UpdatePolling:
             if backoff:
                 await self._unless_stopped(asyncio.sleep(backoff))
 
-    async def _get_updates(self) -> tuple[Update, ...]:
+    async def _get_updates(self, wait: timedelta) -> tuple[Update, ...]:
         return await self._bot.get_updates(
-            offset=self._offset, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES
+            offset=self._offset, timeout=wait, allowed_updates=ALLOWED_UPDATES
         )
 
     async def _store(self, updates: Sequence[Update]) -> None:

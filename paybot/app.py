@@ -28,6 +28,7 @@ from bot.models import utcnow
 from bot.outbox import Messenger, Outbox
 from bot.payments import CIMPLIFY_EVENT, Payments
 from bot.readiness import Readiness
+from bot.roles import POLLER, SENDER, TELEGRAM_POLLING, RoleKeeper
 from bot.telemetry import Telemetry
 from bot.tracking import PollPolicy, Tracker
 from handlers.commands import Conversation, CustomerReach
@@ -35,6 +36,7 @@ from handlers.metrics import PrometheusMeter
 from handlers.serving import HttpServer
 from handlers.telegram import TelegramChannel, TelegramMessenger
 from handlers.telegram_polling import TELEGRAM_UPDATE
+from handlers.telegram_webhook import WebhookTarget
 from handlers.web import WebRoutes
 from handlers.whatsapp import WHATSAPP_MESSAGE, WHATSAPP_RECEIPT, WhatsAppChannel
 from sandbox import Sandbox, SandboxServer
@@ -104,14 +106,19 @@ class Paybot:
             self._stack.push_async_callback(self.whatsapp.aclose)
         if self.telegram is not None:
             self._stack.push_async_callback(self.telegram.close)
+        await self._take_roles()
         self._run_in_background(
             outbox=self.outbox.run(),
             tracker=self.tracker.run(),
             inbox=self.inbox.run(),
             housekeeping=self.housekeeping.run(),
+            roles=self.roles.run(),
+            wakeups=self.store.watch(self._woken),
         )
         # At stop, in this order: no more input (webhooks, getUpdates), then what is stored
-        # and due is handled, then due messages go out, then the loops are cancelled.
+        # and due is handled, then due messages go out, then the roles are given up for
+        # another process to take at once, then the loops are cancelled.
+        self._stack.push_async_callback(self.roles.release)
         self._stack.push_async_callback(self.outbox.flush)
         self._stack.push_async_callback(self.inbox.drain, HANDLING_GRACE)
         self._stack.push_async_callback(self._stop_taking_webhooks)
@@ -243,7 +250,15 @@ class Paybot:
             self.settings.telegram_merchants,
             self.conversation,
             self.intake.store_many,
+            self._telegram_webhook(),
         )
+
+    def _telegram_webhook(self) -> WebhookTarget | None:
+        """Where Telegram posts updates in webhook mode; None when the bot polls."""
+        webhook_secret = self.settings.telegram_webhook_secret
+        if self.settings.telegram_mode != "webhook" or webhook_secret is None:
+            return None
+        return WebhookTarget(self.settings.public_url, webhook_secret.reveal())
 
     async def _listen(self) -> None:
         self.http = HttpServer(self.web.app(), self.settings.http_host, self.settings.http_port)
@@ -260,6 +275,35 @@ class Paybot:
         after the restart) and finish storing those already in."""
         await self.http.stop()
         await self.web.drain()
+
+    async def _take_roles(self) -> None:
+        """Which of the one-process-at-a-time work is this process's (bot/roles.py)."""
+        roles = [SENDER, POLLER]
+        polling = self.telegram.polling if self.telegram is not None else None
+        if polling is not None:  # None in webhook mode: nobody calls getUpdates
+            roles.append(TELEGRAM_POLLING)
+        self.roles = RoleKeeper(
+            self.store,
+            self.tuning.clock,
+            self.holder,
+            roles,
+            self.tuning.leases.claim,
+            self._gained,
+        )
+        self.outbox.may_send = lambda: self.roles.holds(SENDER)
+        self.tracker.may_poll = lambda: self.roles.holds(POLLER)
+        if polling is not None:
+            polling.seconds_held = lambda: self.roles.seconds_left(TELEGRAM_POLLING)
+        await self.roles.renew()  # alone, this process has them all from the start
+
+    def _gained(self, role: str) -> None:
+        {SENDER: self.outbox.wake, POLLER: self.tracker.wake}.get(role, lambda: None)()
+
+    def _woken(self, topic: str) -> None:
+        """Another process stored work: the part that acts on it looks now."""
+        {"inbox": self.inbox.wake, "outbox": self.outbox.wake, "polls": self.tracker.wake}.get(
+            topic, lambda: None
+        )()
 
     def _queued(self) -> None:
         self.outbox.wake()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.harness import MERCHANT, OTHER_MERCHANT, STRANGER, World
+from tests.harness import MERCHANT, OTHER_MERCHANT, STRANGER, World, wait_until
 from tests.qr import decode_qr
 
 
@@ -52,10 +52,18 @@ async def test_a_second_invoice_for_a_live_link_returns_the_same_link(world: Wor
 async def test_a_stranger_is_refused_and_nothing_reaches_cimplify(world: World) -> None:
     for command in ("/invoice 1001", "/status 1001", "/open"):
         world.say(command, user_id=STRANGER)
-    await world.fake.wait_for(lambda: world.count("not authorized", STRANGER) == 3)
+    await world.fake.wait_for(lambda: world.count("not authorized", STRANGER) == 1)
+    await wait_until(lambda: unfinished(world), lambda n: n == 0)  # all three handled
+    await world.wait_idle()
 
+    assert world.count("not authorized", STRANGER) == 1  # one answer a minute to a stranger
     assert world.sandbox.requests == []
     assert str(STRANGER) in world.texts(STRANGER)[0]
+
+
+async def unfinished(world: World) -> int:
+    async with world.paybot.store.transaction() as tx:
+        return await tx.inbox.unfinished_count()
 
 
 async def test_malformed_order_ids_get_one_clear_answer_and_no_request(world: World) -> None:

@@ -8,7 +8,9 @@ by side: what must be exclusive is made so by the statements themselves
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 
 import asyncpg
@@ -21,9 +23,14 @@ from storage.postgres.links import PostgresLinks, PostgresPollSchedule
 from storage.postgres.migrate import migrate
 from storage.postgres.outbox import PostgresOutbox
 from storage.postgres.pool import create_pool
+from storage.postgres.roles import PostgresRoles
 from storage.postgres.statements import Statements
 
+log = logging.getLogger(__name__)
+
 PING_SECONDS = 5.0
+WORK_CHANNEL = "paybot_work"  # migration 0004's triggers notify it as work is stored
+LISTEN_RETRY = 5.0  # seconds between checks of the listening connection, and reconnects
 
 
 class PostgresTx:
@@ -37,6 +44,7 @@ class PostgresTx:
         self._outbox = PostgresOutbox(statements)
         self._inbox = PostgresInbox(statements)
         self._contacts = PostgresContacts(statements)
+        self._roles = PostgresRoles(statements)
 
     @property
     def links(self) -> PostgresLinks:
@@ -61,6 +69,10 @@ class PostgresTx:
     @property
     def contacts(self) -> PostgresContacts:
         return self._contacts
+
+    @property
+    def roles(self) -> PostgresRoles:
+        return self._roles
 
 
 class PostgresStore:
@@ -108,6 +120,9 @@ class PostgresStore:
                     statements.end()
                 await _commit(transaction, statements)
 
+    async def watch(self, wake: Callable[[str], None]) -> None:
+        await _listen(self._url, self._connect_timeout, wake)
+
     async def ping(self) -> bool:
         if self._pool is None:
             return False
@@ -117,6 +132,32 @@ class PostgresStore:
         except StoreError:
             return False
         return bool(answer == 1)
+
+
+async def _listen(url: str, connect_seconds: float, wake: Callable[[str], None]) -> None:
+    """LISTEN on a connection of its own until cancelled; reconnect when it drops."""
+    while True:
+        try:
+            connection = await asyncpg.connect(url, timeout=connect_seconds)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+            log.warning("postgres: cannot listen for wake-ups (%s); again in 5 s", error)
+            await asyncio.sleep(LISTEN_RETRY)
+            continue
+        try:
+            await _until_closed(connection, wake)
+        finally:
+            with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await connection.close()
+
+
+async def _until_closed(connection: asyncpg.Connection, wake: Callable[[str], None]) -> None:
+    def notified(_connection: object, _pid: int, _channel: str, topic: str) -> None:
+        wake(topic)
+
+    closed = asyncio.Event()
+    connection.add_termination_listener(lambda _connection: closed.set())
+    await connection.add_listener(WORK_CHANNEL, notified)
+    await closed.wait()  # notices arrive through `notified` meanwhile
 
 
 async def _roll_back(transaction: asyncpg.transaction.Transaction) -> None:

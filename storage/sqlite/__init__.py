@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import aiosqlite
@@ -22,6 +22,7 @@ from storage.sqlite.inbox import SqliteContacts, SqliteInbox
 from storage.sqlite.links import SqliteLinks, SqlitePolls, SqliteSubscriptions
 from storage.sqlite.migrate import migrate, write_transaction
 from storage.sqlite.outbox import SqliteOutbox
+from storage.sqlite.roles import SqliteRoles
 from storage.sqlite.statements import store_error
 from storage.sqlite.turns import WriterTurns
 
@@ -71,6 +72,10 @@ class SqliteStore:
                     raise
                 raise translated from error
 
+    async def watch(self, wake: Callable[[str], None]) -> None:
+        """Nothing to watch: one process owns the file, and wakes its parts itself."""
+        await asyncio.Event().wait()
+
     async def ping(self) -> bool:
         async with self._turns.turn():
             if self._db is None:
@@ -108,3 +113,4 @@ class SqliteTx:
         self.outbox = SqliteOutbox(db)
         self.inbox = SqliteInbox(db)
         self.contacts = SqliteContacts(db)
+        self.roles = SqliteRoles(db)
