@@ -190,7 +190,8 @@ async def _ready(stage: Stage) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if stage.bot.process.poll() is not None:
-            raise RuntimeError(f"paybot exited at start: {stage.bot.lines}")
+            code = await asyncio.to_thread(stage.bot.finish)  # collects what it wrote
+            raise RuntimeError(f"paybot exited at start with {code}: {stage.bot.lines}")
         with contextlib.suppress(httpx.TransportError):
             healthy = (await stage.http.get(f"{stage.url}/healthz")).status_code == 200
             if healthy and any(c.method == "getUpdates" for c in stage.fake.calls):
