@@ -49,7 +49,7 @@ async def unreachable(url: str) -> str | None:
     """Why the server at `url` cannot be used, or None when it answers."""
     try:
         admin = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         return f"{type(error).__name__}: {error}"
     await admin.close()
     return None
