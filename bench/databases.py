@@ -23,6 +23,8 @@ LABELS = {SQLITE: "SQLite", POSTGRES: "PostgreSQL"}
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 PREFIX = "paybot_bench_"  # every database the bench creates, and the only ones it drops
 CONNECT_TIMEOUT = 5.0
+# What asyncpg raises for a URL it cannot read, a server that is not there or refuses.
+NO_SERVER = (OSError, TimeoutError, ValueError, asyncpg.InterfaceError, asyncpg.PostgresError)
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ async def unreachable(url: str) -> str | None:
     """Why the server at `url` cannot be used, or None when it answers."""
     try:
         admin = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except NO_SERVER as error:
         return f"{type(error).__name__}: {error}"
     await admin.close()
     return None
