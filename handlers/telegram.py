@@ -3,13 +3,12 @@
 Nothing here decides anything: an update becomes a `Command` for
 handlers.commands, and an outbox `Delivery` becomes one Bot API call. Updates,
 long-polled (handlers.telegram_polling) or posted to the webhook route, are
-stored in the inbox first; the inbox hands each back to `handle_update`.
+stored in the inbox first; the inbox hands each back to `handle_update`. Which
+of the two a bot uses is TELEGRAM_MODE: it never does both.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import json
 import logging
@@ -46,7 +45,8 @@ from bot.invoices import qr_png
 from bot.models import Button, ChatRef, InboxEntry, InboxItem, MessageKind, Role
 from bot.outbox import Delivery
 from handlers.commands import Command, Conversation
-from handlers.telegram_polling import StoreBatch, UpdatePolling, update_entry
+from handlers.telegram_polling import ALLOWED_UPDATES, StoreBatch, UpdatePolling, update_entry
+from handlers.telegram_webhook import UpdateWebhook, WebhookTarget, update_json
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ MENU = [
 
 
 class TelegramChannel:
-    """Long polling in, Bot API calls out, over one PTB Application."""
+    """Updates in (long polling, or posts to the webhook route when `webhook` is given),
+    Bot API calls out, over one PTB Application."""
 
     def __init__(
         self,
@@ -72,6 +73,7 @@ class TelegramChannel:
         merchants: frozenset[int],
         conversation: Conversation,
         store_batch: StoreBatch,
+        webhook: WebhookTarget | None = None,
     ) -> None:
         # PTB 22 warns on every time period read as int (RetryAfter's among them) unless
         # this opt-in to timedelta values is set; paybot reads either.
@@ -79,12 +81,14 @@ class TelegramChannel:
         self._merchants = merchants
         self._conversation = conversation
         self.app = _build_application(token, api_base)
-        self.webhook_secret = hashlib.sha256(f"paybot-webhook:{token}".encode()).hexdigest()
         for name in COMMANDS:
             self.app.add_handler(CommandHandler(name, self._on_command))
         self.app.add_handler(MessageHandler(filters.COMMAND, self._on_command))
         self.app.add_handler(CallbackQueryHandler(self._on_button, pattern=r"^refresh:"))
-        self.polling = UpdatePolling(self.app.bot, store_batch)
+        self.polling = UpdatePolling(self.app.bot, store_batch) if webhook is None else None
+        self.webhook = (
+            None if webhook is None else UpdateWebhook(self.app.bot, webhook, ALLOWED_UPDATES)
+        )
 
     async def start(self) -> None:
         await self.app.initialize()
@@ -93,11 +97,15 @@ class TelegramChannel:
             await self.app.bot.set_my_commands(MENU)
         except TelegramError as error:  # a menu is a nicety; polling matters
             log.warning("telegram: could not set the command menu: %s", error)
-        await self.polling.start()
+        if self.webhook is not None:
+            await self.webhook.register()
+        if self.polling is not None:
+            await self.polling.start()
 
     async def stop_receiving(self) -> None:
         """No more updates; the bot can still send (the outbox may be finishing)."""
-        await self.polling.stop_fetching()
+        if self.polling is not None:
+            await self.polling.stop_fetching()
         if self.app.running:
             await self.app.stop()
 
@@ -106,15 +114,21 @@ class TelegramChannel:
         await self.stop_receiving()
         await self.app.shutdown()
 
+    @property
+    def takes_webhooks(self) -> bool:
+        """Whether updates come posted to /webhooks/telegram (TELEGRAM_MODE=webhook)."""
+        return self.webhook is not None
+
     def secret_matches(self, header: str | None) -> bool:
-        """X-Telegram-Bot-Api-Secret-Token check, in constant time."""
-        return header is not None and hmac.compare_digest(header, self.webhook_secret)
+        """X-Telegram-Bot-Api-Secret-Token check, in constant time; never in polling mode."""
+        return self.webhook is not None and self.webhook.secret_matches(header)
 
-    def webhook_entry(self, data: object) -> InboxEntry:
-        """An update posted to /webhooks/telegram, as the inbox stores it.
+    def webhook_entry(self, body: bytes) -> InboxEntry:
+        """A body posted to /webhooks/telegram, as the inbox stores it.
 
-        ValueError when `data` is not an Update.
+        ValueError when `body` is not an Update.
         """
+        data = update_json(body)
         try:
             return update_entry(self._update(data))
         except Exception as error:  # PTB reads fields unchecked: junk raises anything

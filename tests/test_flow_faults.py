@@ -216,14 +216,12 @@ async def test_secrets_never_reach_a_log_line(tmp_path: Path, captured_log: io.S
         assert (await world.post_event({}, headers=forged)).status_code == 401
         world.sandbox.send_event("payment.succeeded", "1001", token=link_token)
         await world.wait_message("Confirmed")
-        telegram_secret = world.paybot.telegram.webhook_secret  # type: ignore[union-attr]
 
     text = captured_log.getvalue()
     for logged in ("503; retry", "retry after 1", "webhook refused", "Confirmed"):
         assert logged in text, logged  # the faults, the refusal and the flow were logged
     for secret in (BOT_TOKEN, SECRET_KEY, WEBHOOK_SECRET, WEBHOOK_SECRET.removeprefix("whsec_")):
         assert secret not in text
-    assert telegram_secret not in text
     assert "Bearer sk_" not in text
 
 

@@ -1,4 +1,6 @@
-"""paybot's own HTTP routes, over real HTTP: health, QR images, and both webhooks' gates."""
+"""paybot's own HTTP routes, over real HTTP: health, QR images, Cimplify's webhook's gates.
+
+Telegram's webhook route has its own tests (tests/test_telegram_webhook.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import json
 import time
 
 from bot.invoices import qr_png
-from tests.harness import MERCHANT, WEBHOOK_SECRET, World
+from tests.harness import WEBHOOK_SECRET, World
 from tests.store_rows import inbox_entries
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -116,44 +118,6 @@ async def test_an_event_of_an_unknown_type_is_acknowledged(world: World) -> None
     response = await world.post_event(body)
     assert 200 <= response.status_code < 300
     assert response.json()["received"] == "evt_refund_1"
-
-
-def help_update(user_id: int) -> dict[str, object]:
-    """A Bot API Update for "/help" from a user in a private chat, as Telegram posts it."""
-    user = {"id": user_id, "is_bot": False, "first_name": "Ama"}
-    chat = {"id": user_id, "type": "private", "first_name": "Ama"}
-    message = {
-        "message_id": 7001,
-        "date": int(time.time()),
-        "chat": chat,
-        "from": user,
-        "text": "/help",
-        "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
-    }
-    return {"update_id": 900001, "message": message}
-
-
-async def test_telegram_webhook_needs_the_secret_token(world: World) -> None:
-    target = url(world, "/webhooks/telegram")
-    update = help_update(MERCHANT)
-    wrong = {"X-Telegram-Bot-Api-Secret-Token": "not-the-secret"}
-
-    assert (await world.http.post(target, json=update)).status_code == 403
-    assert (await world.http.post(target, json=update, headers=wrong)).status_code == 403
-    await world.wait_idle()
-    assert world.texts() == []
-
-
-async def test_telegram_webhook_update_is_answered_through_the_bot_api(world: World) -> None:
-    secret = world.paybot.telegram.webhook_secret  # type: ignore[union-attr]
-    response = await world.http.post(
-        url(world, "/webhooks/telegram"),
-        json=help_update(MERCHANT),
-        headers={"X-Telegram-Bot-Api-Secret-Token": secret},
-    )
-
-    assert response.status_code == 200
-    await world.wait_message("/invoice <order_id>")
 
 
 async def test_a_get_on_a_post_only_route_is_405(world: World) -> None:

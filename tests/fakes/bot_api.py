@@ -41,6 +41,10 @@ _STALE_QUERY = "query is too old and response timeout expired or query ID is inv
 _MAX_LENGTH = {"text": 4096, "caption": 1024}  # Bot API limits, in characters
 _TOO_MANY = "Too Many Requests: retry after 1"
 _NOT_FOUND = "Bad Request: message to edit not found"
+_WEBHOOK_ACTIVE = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,16 @@ class FakeBotApi:
         self, text: str, *, user_id: int = 1001, chat_id: int | None = None, first_name: str = "Ama"
     ) -> int:
         """Queue a Message update from a user; returns its update_id."""
+        return self._queue(self._text_message(text, user_id, chat_id, first_name))
+
+    def text_update(self, text: str, *, user_id: int = 1001, chat_id: int | None = None) -> Json:
+        """A Message update from a user, numbered as queued ones are but not queued: what
+        Telegram would post to a webhook."""
+        update_id = self._next_update_id
+        self._next_update_id += 1
+        return {"update_id": update_id} | self._text_message(text, user_id, chat_id, "Ama")
+
+    def _text_message(self, text: str, user_id: int, chat_id: int | None, first_name: str) -> Json:
         self._names[user_id] = first_name
         message: Json = self._message_head(
             self._next_message_id, user_id if chat_id is None else chat_id
@@ -157,7 +171,7 @@ class FakeBotApi:
             command = text.split(maxsplit=1)[0]
             length = len(command.encode("utf-16-le")) // 2
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
-        return self._queue({"message": message})
+        return {"message": message}
 
     def press_button(
         self, data: str, *, message_id: int, user_id: int = 1001, chat_id: int | None = None
@@ -273,6 +287,8 @@ class FakeBotApi:
     # ---- Bot API methods: `_api_<lowercased name>`, found by _dispatch
 
     async def _api_getupdates(self, call: ApiCall) -> list[Json]:
+        if self._webhook_url:  # as Telegram: one way of receiving updates at a time
+            raise BotApiError(409, _WEBHOOK_ACTIVE)
         offset, limit = int(call.params.get("offset", 0)), int(call.params.get("limit", 100))
         if offset > 0:  # a positive offset confirms every earlier update
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
