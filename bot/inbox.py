@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from bot.errors import StoreError, StoreRejected, StoreUnavailable
 from bot.models import InboxEntry, InboxItem
 from bot.ports import Store
+from bot.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,17 @@ class Leases:
 class Intake:
     """Stores entries durably, many callers to a commit; wakes the worker after."""
 
-    def __init__(self, store: Store, clock: Callable[[], datetime], on_stored: Callable[[], None]):
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], datetime],
+        on_stored: Callable[[], None],
+        telemetry: Telemetry | None = None,
+    ):
         self._store = store
         self._clock = clock
         self._on_stored = on_stored
+        self._telemetry = telemetry or Telemetry()
         self._waiting: list[tuple[InboxEntry, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -71,6 +79,8 @@ class Intake:
         # Shielded: a caller that gives up (a dropped connection) must not cancel the
         # result the writer will set for the others.
         fresh = await asyncio.shield(stored)
+        # One entry at a time is a webhook's way in (getUpdates stores batches).
+        self._telemetry.meter.webhook(entry.source, "stored" if fresh else "duplicate")
         if fresh:
             self._on_stored()
         return fresh

@@ -31,6 +31,7 @@ from bot.models import (
     can_move,
 )
 from bot.ports import Store, Tx
+from bot.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,17 @@ Clock = Callable[[], datetime]
 
 
 class Payments:
-    def __init__(self, store: Store, clock: Clock, on_queued: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        on_queued: Callable[[], None],
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._on_queued = on_queued
+        self._telemetry = telemetry or Telemetry()
 
     async def apply_status(
         self, link_id: str, new: Status, reference: str | None = None
@@ -65,7 +73,9 @@ class Payments:
         event = parse_event(item.entry.body.encode())
         now = self._clock()
         async with self._store.transaction() as tx:
-            await _apply(tx, event, now)
+            told = await _apply(tx, event, now)
+        if told is not None:  # committed: from the webhook's receipt to the merchant's chat
+            self._telemetry.confirmed(item.received_at, told)
         self._on_queued()
 
 
@@ -90,7 +100,14 @@ async def move(
         return None
     if not await tx.links.move_status(link_id, link.status, new, now, reference):
         return None
-    log.info("order %s (link %s): %s -> %s", link.order_id, link_id, link.status, new)
+    log.info(
+        "order %s (link %s): %s -> %s",
+        link.order_id,
+        link_id,
+        link.status,
+        new,
+        extra={"order_id": link.order_id, "link_id": link_id},
+    )
     link = replace(link, status=new, status_changed_at=now, reference=reference or link.reference)
     if new.is_final:
         await tx.polls.schedule(link_id, None)
@@ -116,13 +133,20 @@ def _announce(
     return messages
 
 
-async def _apply(tx: Tx, event: WebhookEvent, now: datetime) -> None:
+async def _apply(tx: Tx, event: WebhookEvent, now: datetime) -> list[int] | None:
+    """Apply the event; when it confirmed a link, the ids of the merchants' messages."""
     if event.type == EventType.PAYMENT_FAILED:
         await _fail(tx, event, now)
     elif event.type in (EventType.PAYMENT_SUCCEEDED, EventType.ORDER_COMPLETED):
-        await _confirm(tx, event, now)
+        return await _confirm(tx, event, now)
     else:
-        log.info("webhook %s: type %s is not ours to act on", event.id, event.type)
+        log.info(
+            "webhook %s: type %s is not ours to act on",
+            event.id,
+            event.type,
+            extra={"event_id": event.id},
+        )
+    return None
 
 
 async def _fail(tx: Tx, event: WebhookEvent, now: datetime) -> None:
@@ -135,20 +159,26 @@ async def _fail(tx: Tx, event: WebhookEvent, now: datetime) -> None:
     await move(tx, link.id, Status.FAILED, now, event.reference)
 
 
-async def _confirm(tx: Tx, event: WebhookEvent, now: datetime) -> None:
+async def _confirm(tx: Tx, event: WebhookEvent, now: datetime) -> list[int] | None:
     match = await match_success(tx, event, now)
     link = match.link
     if link is None:
         log.warning("webhook %s: no link for order %s", event.id, event.order_id)
-        return
+        return None
     if link.confirmed_at is not None:
-        return  # a repeat, or the other of payment.succeeded / order.completed
+        return None  # a repeat, or the other of payment.succeeded / order.completed
     if match.mismatch is not None:
         await _refuse(tx, link, event, match.mismatch, now)
-        return
+        return None
     if not await tx.links.confirm(link.id, now, event.reference):
-        return
-    log.info("order %s (link %s): Confirmed by webhook %s", link.order_id, link.id, event.id)
+        return None
+    log.info(
+        "order %s (link %s): Confirmed by webhook %s",
+        link.order_id,
+        link.id,
+        event.id,
+        extra={"order_id": link.order_id, "link_id": link.id, "event_id": event.id},
+    )
     link = replace(
         link,
         status=Status.PAID,
@@ -157,7 +187,14 @@ async def _confirm(tx: Tx, event: WebhookEvent, now: datetime) -> None:
         next_poll_at=None,
     )
     subscribers = await tx.subscriptions.for_link(link.id)
-    await tx.outbox.enqueue(_announce(link, subscribers, render.confirmed, now), now)
+    messages = _announce(link, subscribers, render.confirmed, now)
+    ids = await tx.outbox.enqueue(messages, now)
+    merchants = {s.chat for s in subscribers if s.role is Role.MERCHANT}
+    return [
+        message_id
+        for message_id, message in zip(ids, messages, strict=True)
+        if message.kind is MessageKind.TEXT and message.chat in merchants
+    ]
 
 
 async def _refuse(tx: Tx, link: Link, event: WebhookEvent, why: str, now: datetime) -> None:

@@ -1,4 +1,4 @@
-"""The bot's own HTTP server: Cimplify webhooks, Telegram webhook updates, QR images, health.
+"""The bot's own HTTP server: webhooks, QR images, health, readiness and metrics.
 
 A webhook (Cimplify's, Telegram's, Twilio's) is checked, stored in the inbox under
 its sender's id, and only then answered `2xx`; it is handled after the answer, by
@@ -8,8 +8,10 @@ one commit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,6 +25,8 @@ from bot.invoices import qr_png
 from bot.models import InboxEntry
 from bot.payments import event_entry
 from bot.ports import Store
+from bot.readiness import Readiness
+from handlers.metrics import CONTENT_TYPE_LATEST, PrometheusMeter
 from handlers.serving import read_body
 from handlers.telegram import TelegramChannel
 from handlers.whatsapp import WhatsAppChannel
@@ -30,6 +34,7 @@ from handlers.whatsapp import WhatsAppChannel
 log = logging.getLogger(__name__)
 
 _LINK_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class WebRoutes:
@@ -40,8 +45,12 @@ class WebRoutes:
         intake: Intake,
         telegram: TelegramChannel | None = None,
         whatsapp: WhatsAppChannel | None = None,
+        readiness: Readiness | None = None,
+        meter: PrometheusMeter | None = None,
     ) -> None:
         self._store = store
+        self._readiness = readiness
+        self._meter = meter or PrometheusMeter()
         self._verifier = verifier
         self._telegram = telegram
         self._whatsapp = whatsapp
@@ -50,14 +59,28 @@ class WebRoutes:
     def app(self) -> Starlette:
         return Starlette(
             routes=[
-                Route("/webhooks/cimplify", self.cimplify_webhook, methods=["POST"]),
-                Route("/webhooks/telegram", self.telegram_webhook, methods=["POST"]),
-                Route("/webhooks/twilio", self.twilio_inbound, methods=["POST"]),
-                Route("/webhooks/twilio/status", self.twilio_status, methods=["POST"]),
+                self._webhook("/webhooks/cimplify", "cimplify", self.cimplify_webhook),
+                self._webhook("/webhooks/telegram", "telegram", self.telegram_webhook),
+                self._webhook("/webhooks/twilio", "twilio", self.twilio_inbound),
+                self._webhook("/webhooks/twilio/status", "twilio", self.twilio_status),
                 Route("/qr/{name}", self.qr_image, methods=["GET"]),
                 Route("/healthz", self.health, methods=["GET"]),
+                Route("/readyz", self.ready, methods=["GET"]),
+                Route("/metrics", self.metrics, methods=["GET"]),
             ]
         )
+
+    def _webhook(self, path: str, source: str, endpoint: Endpoint) -> Route:
+        """A webhook route whose refusals are counted; the inbox's intake counts what it
+        stores (stored or duplicate), so each request counts once."""
+
+        async def counted(request: Request) -> Response:
+            response = await endpoint(request)
+            if response.status_code >= 300:
+                self._meter.webhook(source, "refused")
+            return response
+
+        return Route(path, counted, methods=["POST"])
 
     async def cimplify_webhook(self, request: Request) -> Response:
         body = await read_body(request)
@@ -134,9 +157,25 @@ class WebRoutes:
         )
 
     async def health(self, request: Request) -> Response:
-        if await self._store.ping():
-            return PlainTextResponse("ok")
-        return PlainTextResponse("store not answering", status_code=503)
+        """Alive: the process answers. Nothing else is asked (that is /readyz)."""
+        return PlainTextResponse("ok")
+
+    async def ready(self, request: Request) -> Response:
+        if self._readiness is None:
+            problems = ["paybot is starting"]
+        else:
+            problems = await self._readiness.problems()
+        if problems:
+            return PlainTextResponse("\n".join(problems) + "\n", status_code=503)
+        return PlainTextResponse("ready")
+
+    async def metrics(self, request: Request) -> Response:
+        if self._readiness is not None:
+            with contextlib.suppress(StoreError):  # the gauge keeps its last value
+                reading = await self._readiness.store_reading()
+                if reading is not None:
+                    self._meter.outbox_oldest_due(reading.outbox_late.total_seconds())
+        return Response(self._meter.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def _error(status: int, message: str) -> JSONResponse:
