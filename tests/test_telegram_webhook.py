@@ -15,8 +15,22 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.errors import ConfigError
 from handlers.telegram_polling import ALLOWED_UPDATES
-from tests.harness import MERCHANT, PUBLIC_URL, World, running_world
+from paybot.app import Paybot
+from sandbox import Sandbox, SandboxServer
+from tests.fakes.bot_api import FakeBotApi
+from tests.harness import (
+    BOT_TOKEN,
+    MERCHANT,
+    PUBLIC_URL,
+    SECRET_KEY,
+    WEBHOOK_SECRET,
+    World,
+    quick_tuning,
+    running_world,
+    settings_for,
+)
 from tests.store_rows import inbox_entries
 
 TELEGRAM_SECRET = "tg-webhook_Secret-0123456789"
@@ -169,3 +183,22 @@ async def test_in_polling_mode_the_route_is_404_and_no_webhook_is_set(world: Wor
         assert response.status_code == 404
     assert await stored_ids(world) == polled  # the /help said, and nothing posted
     assert "setWebhook" not in methods(world)
+
+
+async def test_a_webhook_telegram_refuses_stops_the_start_naming_the_url(tmp_path: Path) -> None:
+    sandbox = Sandbox(secret_key=SECRET_KEY, webhook_secret=WEBHOOK_SECRET)
+    async with FakeBotApi(token=BOT_TOKEN) as fake, SandboxServer(sandbox) as server:
+        refusal = "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+        fake.fail_next("setWebhook", status=400, description=refusal)
+        env = WEBHOOK_ENV | {"PAYBOT_PUBLIC_URL": "http://paybot.example"}
+        paybot = Paybot(settings_for(fake, server.url, tmp_path, **env), quick_tuning())
+        with pytest.raises(ConfigError) as raised:
+            await paybot.start()
+        await paybot.stop()
+        await sandbox.close()
+
+    assert raised.value.setting == "PAYBOT_PUBLIC_URL"
+    assert "http://paybot.example/webhooks/telegram" in raised.value.problem
+    assert "https url must be provided" in raised.value.problem.lower()
+    assert TELEGRAM_SECRET not in str(raised.value)
+    assert "getUpdates" not in [call.method for call in fake.calls]
