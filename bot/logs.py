@@ -3,10 +3,15 @@
 One root handler formats each record and then redacts the whole line, message,
 arguments and traceback alike: the known secret values, any Telegram bot token
 in a URL path (`/bot<token>/method`, CONTRACT §3), and any `Bearer` credential.
+
+Two formats (PAYBOT_LOG_FORMAT): `text`, one readable line a record, and `json`,
+one object a line with the time, level, logger and message, and the order, link,
+chat and event id when the log call gave them (`extra={"order_id": ...}`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -20,6 +25,8 @@ _HANDLER_NAME = "paybot"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Shorter values would blank common substrings all over the log; config never allows them.
 _MIN_SECRET_LENGTH = 6
+# What a log call may name in `extra`, for JSON lines; text lines say it in the message.
+CONTEXT_FIELDS = ("order_id", "link_id", "chat", "event_id")
 _BOT_TOKEN_IN_PATH = re.compile(r"bot[0-9]+:[A-Za-z0-9_-]+")
 _BEARER = re.compile(r"\b(bearer)\s+[^\s'\",;]+", re.IGNORECASE)
 # httpx logs every request URL at INFO, and Telegram's URLs hold the bot token;
@@ -79,8 +86,37 @@ class RedactingFormatter(logging.Formatter):
         return self._redactor.redact(super().format(record))
 
 
-def configure_logging(level: str, secrets: Iterable[str], stream: IO[str] | None = None) -> None:
-    """Install paybot's redacting root handler, replacing one installed before."""
+class RedactingJsonFormatter(logging.Formatter):
+    """One JSON object a line, each value redacted before it is encoded (a secret escaped
+    by JSON would no longer match its plain spelling)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._redactor = _Redactor(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC)
+        line: dict[str, str] = {
+            "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in CONTEXT_FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                line[name] = str(value)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        shown = {key: self._redactor.redact(value) for key, value in line.items()}
+        return json.dumps(shown, ensure_ascii=False)
+
+
+def configure_logging(
+    level: str, secrets: Iterable[str], stream: IO[str] | None = None, form: str = "text"
+) -> None:
+    """Install paybot's redacting root handler, replacing one installed before;
+    `form` is `text` or `json`."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.name == _HANDLER_NAME:
@@ -88,7 +124,8 @@ def configure_logging(level: str, secrets: Iterable[str], stream: IO[str] | None
             handler.close()
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.name = _HANDLER_NAME
-    handler.setFormatter(RedactingFormatter(secrets))
+    formatter = RedactingJsonFormatter if form == "json" else RedactingFormatter
+    handler.setFormatter(formatter(secrets))
     root.addHandler(handler)
     root.setLevel(level)
     for name in _QUIETED:

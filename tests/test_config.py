@@ -66,6 +66,7 @@ def test_defaults_when_nothing_is_set(no_dotenv: str) -> None:
     assert settings.poll_rate == 5
     assert settings.send_rate == 29
     assert settings.log_level == "INFO"
+    assert settings.log_format == "text"
     assert settings.secrets() == []
 
 
@@ -88,6 +89,7 @@ def test_every_setting_given(no_dotenv: str) -> None:
         "PAYBOT_POLL_RATE": "2.5",
         "PAYBOT_SEND_RATE": "1000",
         "PAYBOT_LOG_LEVEL": "debug",
+        "PAYBOT_LOG_FORMAT": "JSON",
     }
     settings = load(env, no_dotenv)
 
@@ -113,6 +115,7 @@ def test_every_setting_given(no_dotenv: str) -> None:
     assert settings.poll_rate == 2.5
     assert settings.send_rate == 1000
     assert settings.log_level == "DEBUG"
+    assert settings.log_format == "json"
     assert sorted(settings.secrets()) == sorted(
         [SECRET_KEY, WEBHOOK_SECRET, BOT_TOKEN, TWILIO_TOKEN]
     )
@@ -178,6 +181,8 @@ MALFORMED_PLAIN = [
     ("PAYBOT_SEND_RATE", "many"),
     ("PAYBOT_LOG_LEVEL", "TRACE"),
     ("PAYBOT_LOG_LEVEL", "CRITICAL"),
+    ("PAYBOT_LOG_FORMAT", "xml"),
+    ("PAYBOT_LOG_FORMAT", "jsonl"),
     ("TELEGRAM_MODE", "webhooks"),
     ("TELEGRAM_MODE", "long-polling"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -12,6 +13,9 @@ import pytest
 
 from bot.config import Settings
 from bot.logs import configure_logging, redact
+from bot.models import ChatRef
+from tests.flow_events import event
+from tests.harness import World
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
@@ -138,3 +142,76 @@ def test_redact_rules_on_one_string() -> None:
 def test_redact_escaped_repr_of_a_secret() -> None:
     secret = 'sk_"quoted\\back'
     assert redact(repr({"k": secret}), [secret]) == "{'k': '********'}"
+
+
+@pytest.fixture
+def json_output() -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging("DEBUG", [KEY, TOKEN], stream=stream, form="json")
+    return stream
+
+
+def json_lines(stream: io.StringIO) -> list[dict[str, str]]:
+    """Each line one JSON object, and nothing else."""
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_is_one_object_a_line_with_time_level_logger_and_message(
+    json_output: io.StringIO,
+) -> None:
+    log.info("hello %s", "world")
+    log.warning("two\nlines")
+    first, second = json_lines(json_output)
+    assert first.keys() == {"time", "level", "logger", "message"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["time"])
+    assert (first["level"], first["logger"], first["message"]) == (
+        "INFO",
+        "paybot.test",
+        "hello world",
+    )
+    assert second["message"] == "two\nlines"
+
+
+def test_json_carries_order_link_chat_and_event_where_given(json_output: io.StringIO) -> None:
+    chat = ChatRef("telegram", "1001")
+    context = {"order_id": "1001", "link_id": "lnk_1", "chat": chat, "event_id": "evt_1"}
+    log.info("confirmed", extra=context)
+    log.info("no context")
+    given, plain = json_lines(json_output)
+    assert given["order_id"] == "1001" and given["link_id"] == "lnk_1"
+    assert given["chat"] == "telegram:1001" and given["event_id"] == "evt_1"
+    assert "order_id" not in plain and "chat" not in plain
+
+
+def test_json_is_redacted_in_message_context_and_traceback(json_output: io.StringIO) -> None:
+    log.info("key %s", KEY, extra={"order_id": f"x{TOKEN}"})
+    try:
+        raise RuntimeError(f'refused "{KEY}"')
+    except RuntimeError:
+        log.exception("failed with bearer abc.def-credential")
+    text = json_output.getvalue()
+    assert KEY not in text and TOKEN not in text and "abc.def-credential" not in text
+    first, second = json_lines(json_output)
+    assert first["message"] == "key ********" and first["order_id"] == "x********"
+    assert 'RuntimeError: refused "********"' in second["exception"]
+
+
+async def test_a_confirmation_logs_json_lines_naming_its_order_link_and_event(
+    world: World,
+) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", world.settings.secrets(), stream=stream, form="json")
+    world.say("/invoice 1001")
+    await world.wait_message("Pay here")
+    link = await world.link_for("1001")
+    body = event("payment.succeeded", token=link.token)
+    assert (await world.post_event(body)).status_code == 200
+    await world.wait_message("Confirmed")
+
+    lines = json_lines(stream)
+    confirmed = [line for line in lines if "Confirmed by webhook" in line["message"]]
+    assert len(confirmed) == 1
+    assert confirmed[0]["order_id"] == "1001"
+    assert confirmed[0]["link_id"] == link.id
+    assert confirmed[0]["event_id"] == body["id"]
+    assert not any(secret in stream.getvalue() for secret in world.settings.secrets())
