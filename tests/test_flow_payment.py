@@ -166,8 +166,8 @@ async def test_expiry_reported_by_cimplify_ends_tracking(world: World) -> None:
     assert world.count("Expired") == 1
 
 
-async def test_a_link_whose_expiry_passes_is_said_expired(tmp_path: Path) -> None:
-    async with running_world(tmp_path, link_ttl=timedelta(seconds=1)) as world:
+async def test_a_link_whose_expiry_passes_is_said_expired(tmp_path: Path, database: str) -> None:
+    async with running_world(tmp_path, link_ttl=timedelta(seconds=1), database=database) as world:
         world.say("/invoice 1001")
         await world.wait_message("Pay here")
         await world.wait_message("Expired", timeout=5)

@@ -21,8 +21,9 @@ STRANGER = "+233209999999"
 
 
 @pytest.fixture
-async def wa(tmp_path: Path) -> AsyncIterator[World]:
-    async with running_world(tmp_path, whatsapp=True) as world:
+async def wa(tmp_path: Path, database: str) -> AsyncIterator[World]:
+    """paybot with WhatsApp on, on each store in turn."""
+    async with running_world(tmp_path, whatsapp=True, database=database) as world:
         yield world
 
 
@@ -163,12 +164,12 @@ async def test_a_telegram_merchant_can_send_the_customer_their_copy(wa: World) -
     await wa.wa_message(CUSTOMER, "Order 1001")
 
 
-async def test_templates_reach_a_customer_outside_the_window(tmp_path: Path) -> None:
+async def test_templates_reach_a_customer_outside_the_window(tmp_path: Path, database: str) -> None:
     templates = {
         "TWILIO_INVOICE_CONTENT_SID": "HX" + "1" * 32,
         "TWILIO_STATUS_CONTENT_SID": "HX" + "2" * 32,
     }
-    async with running_world(tmp_path, whatsapp=True, env=templates) as wa:
+    async with running_world(tmp_path, whatsapp=True, env=templates, database=database) as wa:
         assert wa.twilio is not None
         await wa.whatsapp(WA_MERCHANT, f"invoice 1001 {CUSTOMER}")
         twilio = wa.twilio
