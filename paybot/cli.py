@@ -1,4 +1,4 @@
-"""`paybot run | demo | sandbox`: Cimplify payment links in a merchant's chat."""
+"""`paybot run | demo | sandbox | check`: Cimplify payment links in a merchant's chat."""
 
 from __future__ import annotations
 
@@ -46,9 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"paybot: {error}", file=sys.stderr)  # one line, naming the setting
         return 2
-    configure_logging(settings.log_level, settings.secrets())
+    configure_logging(settings.log_level, settings.secrets(), form=settings.log_format)
     if args.command == "run":
         return _run_async(lambda: _run(settings))
+    if args.command == "check":
+        return _run_async(lambda: _check(settings))
     return _run_async(lambda: _sandbox(settings, args.port))
 
 
@@ -93,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--script", action="store_true", help="play a whole conversation and exit")
     _sandbox_parser(sub)
+    sub.add_parser(
+        "check",
+        help="ask each configured service (database, Cimplify, Telegram, Twilio) whether it "
+        "accepts the settings: one line each, and a non-zero exit if any fails",
+        description="What to run before the first start. " + EPILOG,
+    )
     return parser
 
 
@@ -188,6 +196,12 @@ async def _run(settings: Settings) -> int:
         signalled.cancel()
         await paybot.stop()
     return 0
+
+
+async def _check(settings: Settings) -> int:
+    from paybot.check import run_check
+
+    return await run_check(settings)
 
 
 async def _demo(script: bool) -> int:

@@ -1,7 +1,8 @@
 """A fake Twilio on loopback: the Messages resource for WhatsApp, and signed webhooks.
 
 paybot POSTs `{base_url}/2010-04-01/Accounts/{sid}/Messages.json`; the fake checks it
-the way Twilio does, records accepted messages and injects faults. It also drives
+the way Twilio does, records accepted messages and injects faults. `paybot check`
+GETs the account itself, `/2010-04-01/Accounts/{sid}.json`. It also drives
 paybot like Twilio: inbound messages and status callbacks, signed X-Twilio-Signature.
 """
 
@@ -84,8 +85,14 @@ class FakeTwilio:
         self._faults: list[TwilioError] = []
         self._rejected: dict[str, TwilioError] = {}
         self._activity = asyncio.Condition()
+        self.account_status = "active"  # or "suspended", "closed"
         path = f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json"
-        self._server = LoopbackServer(Starlette(routes=[Route(path, self._send, methods=["POST"])]))
+        account = f"/{API_VERSION}/Accounts/{{account_sid}}.json"
+        routes = [
+            Route(path, self._send, methods=["POST"]),
+            Route(account, self._account, methods=["GET"]),
+        ]
+        self._server = LoopbackServer(Starlette(routes=routes))
 
     @property
     def base_url(self) -> str:
@@ -232,6 +239,15 @@ class FakeTwilio:
             response = JSONResponse(self._resource(message), status_code=201)
         await self._notify()  # a waiter may be watching for this send, failed or not
         return response
+
+    async def _account(self, request: Request) -> JSONResponse:
+        """The Account resource, as Twilio describes it (fields paybot reads, and a few)."""
+        try:
+            self._authenticate(request)
+        except TwilioError as error:
+            return error.response()
+        resource = {"sid": self.account_sid, "friendly_name": "paybot test", "type": "Full"}
+        return JSONResponse(resource | {"status": self.account_status})
 
     async def _notify(self) -> None:
         async with self._activity:
