@@ -106,6 +106,8 @@ class TelegramChannel:
         """No more updates; the bot can still send (the outbox may be finishing)."""
         if self.polling is not None:
             await self.polling.stop_fetching()
+        if self.webhook is not None:
+            await self.webhook.stop()
         if self.app.running:
             await self.app.stop()
 

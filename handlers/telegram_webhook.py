@@ -13,14 +13,16 @@ and none removes it at stop, since the others still take updates.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from telegram import Bot
-from telegram.error import BadRequest, InvalidToken
+from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 
 from bot.errors import ConfigError
 
@@ -31,6 +33,7 @@ WEBHOOK_PATH = "/webhooks/telegram"
 # Deeper JSON is refused before PTB, json.dumps or a later json.loads can recurse
 # into it: past ~1000 levels those raise RecursionError.
 MAX_NESTING = 64
+FIRST_RETRY, MAX_BACKOFF = 0.5, 30.0  # seconds between setWebhook attempts that failed
 
 
 @dataclass(frozen=True)
@@ -53,20 +56,54 @@ class UpdateWebhook:
         self._target = target
         self._secret = target.secret.encode()
         self._allowed_updates = allowed_updates
+        self._retrying: asyncio.Task[None] | None = None
 
     async def register(self) -> None:
         """Point Telegram at our route; getUpdates is never called in this mode.
 
         A refusal (an http:// URL, a port Telegram does not post to, a bad token) stops
-        the start with one line: no update would ever arrive.
+        the start with one line: no update would ever arrive. A passing failure (Telegram
+        unreachable, a 429) does not: the webhook set at an earlier start still brings
+        updates, and setWebhook is tried again in the background until it succeeds.
         """
+        try:
+            await self._set_webhook()
+        except TelegramError as error:  # RetryAfter and NetworkError; refusals raised above
+            log.warning("telegram: setWebhook failed (%s); trying again", error)
+            self._retrying = asyncio.create_task(self._retry(), name="telegram setWebhook")
+
+    async def stop(self) -> None:
+        """Stop trying setWebhook again, if it was still being tried."""
+        if self._retrying is not None:
+            self._retrying.cancel()
+            await asyncio.gather(self._retrying, return_exceptions=True)
+            self._retrying = None
+
+    async def _retry(self) -> None:
+        wait = FIRST_RETRY
+        while True:
+            await asyncio.sleep(wait)
+            try:
+                await self._set_webhook()
+                return
+            except ConfigError as error:
+                log.error("telegram: %s", error)  # no update will arrive: say why, once
+                return
+            except RetryAfter as error:
+                wait = _seconds(error.retry_after)
+            except TelegramError as error:
+                wait = min(MAX_BACKOFF, 2 * wait)
+                log.warning("telegram: setWebhook failed (%s); again in %.1f s", error, wait)
+
+    async def _set_webhook(self) -> None:
+        """setWebhook once; ConfigError when Telegram refuses what it was given."""
         try:
             await self._bot.set_webhook(
                 url=self._target.url,
                 secret_token=self._target.secret,
                 allowed_updates=self._allowed_updates,
             )
-        except InvalidToken as error:
+        except (InvalidToken, Forbidden) as error:
             raise ConfigError("TELEGRAM_BOT_TOKEN", f"Telegram refused it: {error}") from None
         except BadRequest as error:
             problem = f"Telegram refused {self._target.url} as a webhook: {error.message}"
@@ -92,6 +129,10 @@ def update_json(body: bytes) -> dict[str, object]:
     if _nesting(data) > MAX_NESTING:
         raise ValueError("nested too deeply")
     return data
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def _nesting(value: object) -> int:

@@ -19,7 +19,7 @@ from bot.errors import ConfigError
 from handlers.telegram_polling import ALLOWED_UPDATES
 from paybot.app import Paybot
 from sandbox import Sandbox, SandboxServer
-from tests.fakes.bot_api import FakeBotApi
+from tests.fakes.bot_api import ApiCall, FakeBotApi
 from tests.harness import (
     BOT_TOKEN,
     MERCHANT,
@@ -202,3 +202,26 @@ async def test_a_webhook_telegram_refuses_stops_the_start_naming_the_url(tmp_pat
     assert "https url must be provided" in raised.value.problem.lower()
     assert TELEGRAM_SECRET not in str(raised.value)
     assert "getUpdates" not in [call.method for call in fake.calls]
+
+
+async def test_a_passing_setwebhook_failure_is_retried_and_the_bot_starts(
+    tmp_path: Path,
+) -> None:
+    sandbox = Sandbox(secret_key=SECRET_KEY, webhook_secret=WEBHOOK_SECRET)
+    async with FakeBotApi(token=BOT_TOKEN) as fake, SandboxServer(sandbox) as server:
+        fake.fail_next("setWebhook", status=502, description="Bad Gateway", count=2)
+        paybot = Paybot(settings_for(fake, server.url, tmp_path, **WEBHOOK_ENV), quick_tuning())
+        await paybot.start()  # a Telegram briefly unreachable does not stop the start
+
+        def three_tries() -> list[ApiCall] | None:
+            tries = [call for call in fake.calls if call.method == "setWebhook"]
+            return tries if len(tries) >= 3 else None
+
+        try:
+            tries = await fake.wait_for(three_tries)
+            assert len(tries) == 3 and tries[-1].params == tries[0].params
+            info = await paybot.telegram.app.bot.get_webhook_info()  # type: ignore[union-attr]
+            assert info.url == f"{PUBLIC_URL}/webhooks/telegram"
+        finally:
+            await paybot.stop()
+            await sandbox.close()
