@@ -1,20 +1,34 @@
-"""The outbox against a real SQLite store and a fake channel that records what it got."""
+"""The outbox against a real store (SQLite and PostgreSQL in turn) and a fake channel
+that records what it got."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
+from collections.abc import AsyncIterator
+
+import pytest
 
 from bot.errors import PermanentDelivery, RetryLater, TransientDelivery
 from bot.models import ChatRef, MessageKind, Outgoing, Role, Subscription, utcnow
 from bot.outbox import Delivery, Outbox
-from storage.sqlite import SqliteStore
+from bot.ports import Store
+from storage import store_for
 from tests.factories import make_link
 from tests.harness import wait_until
 
 ANA = ChatRef("fake", "ana")
 BEN = ChatRef("fake", "ben")
+
+
+@pytest.fixture
+async def store(database: str) -> AsyncIterator[Store]:
+    """The store `database` names, open: claims and chat pauses are kept in it."""
+    opened = store_for(database)
+    await opened.open()
+    yield opened
+    await opened.close()
 
 
 class FakeMessenger:
@@ -36,7 +50,7 @@ class FakeMessenger:
         return [text for _, c, text in self.sent if c == chat]
 
 
-async def queue(store: SqliteStore, *items: tuple[ChatRef, str]) -> None:
+async def queue(store: Store, *items: tuple[ChatRef, str]) -> None:
     async with store.transaction() as tx:
         await tx.outbox.enqueue(
             [Outgoing(chat, MessageKind.TEXT, text) for chat, text in items], utcnow()
@@ -52,7 +66,7 @@ async def stop(task: asyncio.Task[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def drained(store: SqliteStore, timeout: float = 5.0) -> None:
+async def drained(store: Store, timeout: float = 5.0) -> None:
     async def pending() -> int:
         async with store.transaction() as tx:
             return await tx.outbox.pending_count()
@@ -60,7 +74,7 @@ async def drained(store: SqliteStore, timeout: float = 5.0) -> None:
     await wait_until(pending, lambda n: n == 0, timeout)
 
 
-async def test_order_within_a_chat_and_pace_per_chat(store: SqliteStore) -> None:
+async def test_order_within_a_chat_and_pace_per_chat(store: Store) -> None:
     fake = FakeMessenger()
     await queue(store, (ANA, "a1"), (BEN, "b1"), (ANA, "a2"), (ANA, "a3"), (BEN, "b2"))
     task = await running(Outbox(store, {"fake": fake}, utcnow, per_chat_gap=0.2))
@@ -73,7 +87,7 @@ async def test_order_within_a_chat_and_pace_per_chat(store: SqliteStore) -> None
     assert all(later - earlier >= 0.18 for earlier, later in itertools.pairwise(times))
 
 
-async def test_retry_after_is_honoured_and_order_kept(store: SqliteStore) -> None:
+async def test_retry_after_is_honoured_and_order_kept(store: Store) -> None:
     fake = FakeMessenger()
     fake.failures["a1"] = [RetryLater(0.3)]
     await queue(store, (ANA, "a1"), (ANA, "a2"))
@@ -86,7 +100,7 @@ async def test_retry_after_is_honoured_and_order_kept(store: SqliteStore) -> Non
     assert fake.sent[0][0] - started >= 0.28
 
 
-async def test_a_permanent_failure_drops_only_that_message(store: SqliteStore) -> None:
+async def test_a_permanent_failure_drops_only_that_message(store: Store) -> None:
     fake = FakeMessenger()
     fake.failures["a1"] = [PermanentDelivery("Forbidden: bot was blocked by the user")]
     await queue(store, (ANA, "a1"), (BEN, "b1"), (ANA, "a2"))
@@ -97,7 +111,7 @@ async def test_a_permanent_failure_drops_only_that_message(store: SqliteStore) -
     assert fake.texts(ANA) == ["a2"] and fake.texts(BEN) == ["b1"]
 
 
-async def test_network_errors_are_retried_until_sent(store: SqliteStore) -> None:
+async def test_network_errors_are_retried_until_sent(store: Store) -> None:
     fake = FakeMessenger()
     fake.failures["a1"] = [TransientDelivery("timed out"), ConnectionResetError()]
     await queue(store, (ANA, "a1"))
@@ -110,7 +124,7 @@ async def test_network_errors_are_retried_until_sent(store: SqliteStore) -> None
     assert fake.texts(ANA) == ["a1"]
 
 
-async def test_queued_messages_survive_a_stop_and_go_out_after(store: SqliteStore) -> None:
+async def test_queued_messages_survive_a_stop_and_go_out_after(store: Store) -> None:
     await queue(store, (ANA, "before the crash"))
     # No dispatcher ran: the message waits in the store for the next one.
     fake = FakeMessenger()
@@ -120,7 +134,7 @@ async def test_queued_messages_survive_a_stop_and_go_out_after(store: SqliteStor
     assert fake.texts(ANA) == ["before the crash"]
 
 
-async def test_a_message_for_an_unknown_channel_is_dropped_not_stuck(store: SqliteStore) -> None:
+async def test_a_message_for_an_unknown_channel_is_dropped_not_stuck(store: Store) -> None:
     await queue(store, (ChatRef("carrier-pigeon", "x"), "coo"), (ANA, "a1"))
     fake = FakeMessenger()
     task = await running(Outbox(store, {"fake": fake}, utcnow, per_chat_gap=0.0))
@@ -129,7 +143,7 @@ async def test_a_message_for_an_unknown_channel_is_dropped_not_stuck(store: Sqli
     assert fake.texts(ANA) == ["a1"]
 
 
-async def test_new_messages_and_edits_are_paced_apart(store: SqliteStore) -> None:
+async def test_new_messages_and_edits_are_paced_apart(store: Store) -> None:
     # Ten caption edits queued before ten new messages, at 10 a second each: the new
     # messages must not wait for the edits' budget, nor go faster than their own.
     rate, count = 10.0, 10
