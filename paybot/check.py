@@ -35,6 +35,7 @@ from bot.errors import (
 from bot.logs import redact
 from bot.models import utcnow
 from bot.readiness import probe_store
+from handlers.telegram_webhook import WEBHOOK_PATH
 from storage import store_for
 
 CHECK_WITHIN = 15.0  # seconds a service may take to answer
@@ -140,7 +141,10 @@ async def _telegram(settings: Settings) -> str:
     except InvalidToken:
         raise Refused("Telegram refused TELEGRAM_BOT_TOKEN (getMe)") from None
     webhook = "no webhook set" if not info.url else f"a webhook is set ({info.url})"
-    shown = f"@{bot.username}; {webhook}; paybot polls (getUpdates) and removes any webhook"
+    receiving = "paybot polls (getUpdates) and removes any webhook"
+    if settings.telegram_mode == "webhook":
+        receiving = f"paybot sets the webhook to {settings.public_url}{WEBHOOK_PATH} at start"
+    shown = f"@{bot.username}; {webhook}; {receiving}"
     if info.last_error_message:
         shown += f"; the webhook's last error: {info.last_error_message}"
     return shown

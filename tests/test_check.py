@@ -88,6 +88,25 @@ async def test_good_settings_pass_with_one_ok_line_a_service(
     assert no_secret_in(stdout + stderr)
 
 
+async def test_in_webhook_mode_the_telegram_line_says_where_the_webhook_goes(
+    tmp_path: Path, services: Services
+) -> None:
+    webhook_mode = {
+        "TELEGRAM_MODE": "webhook",
+        "TELEGRAM_WEBHOOK_SECRET": "tg-check_secret-0123456789",
+        "PAYBOT_PUBLIC_URL": "https://paybot.example",
+    }
+    code, stdout, stderr = await check(tmp_path, services.env | webhook_mode)
+
+    assert code == 0, (stdout, stderr)
+    telegram = line_of("telegram", stdout)
+    assert "sets the webhook to https://paybot.example/webhooks/telegram at start" in telegram
+    assert "getUpdates" not in telegram
+    assert "tg-check_secret-0123456789" not in "\n".join(stdout + stderr)
+    called = [call.method for call in services.bot_api.calls]
+    assert called == ["getMe", "getWebhookInfo"]  # nothing set by a check
+
+
 async def test_only_configured_services_are_asked(tmp_path: Path, services: Services) -> None:
     code, stdout, _ = await check(tmp_path, {})  # the embedded sandbox, no chat channel
 
