@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +11,14 @@ from bot.cimplify import WebhookVerifier
 from bot.payments import event_entry
 from storage import store_for
 from tests.flow_events import event
-from tests.harness import MERCHANT, OTHER_MERCHANT, WEBHOOK_SECRET, World, running_world
+from tests.harness import (
+    MERCHANT,
+    OTHER_MERCHANT,
+    WEBHOOK_SECRET,
+    World,
+    running_world,
+    wait_until,
+)
 from tests.store_rows import inbox_entries
 
 
@@ -86,6 +94,35 @@ async def test_an_amount_that_does_not_match_is_never_confirmed(world: World) ->
     await world.wait_idle()
     assert world.count("Confirmed -") == 0
     assert (await world.link_for("1001")).confirmed_at is None
+
+
+async def test_a_burst_of_webhooks_is_stored_before_each_answer_and_confirms_once(
+    world: World,
+) -> None:
+    link = await invoiced(world)
+    # Ten events, each posted three times at once: one of each three is new.
+    bodies = [event("payment.succeeded", token=link.token) for _ in range(10)]
+    readers = asyncio.Semaphore(4)  # connections of our own, few: the server is shared
+
+    async def post(body: dict[str, object]) -> bool:
+        response = await world.post_event(body)
+        assert response.status_code == 200
+        async with readers:
+            stored = await inbox_entries(world.settings.database, "cimplify")
+        assert body["id"] in stored  # durable before the answer
+        return not response.json()["duplicate"]
+
+    fresh = await asyncio.gather(*(post(body) for body in bodies * 3))
+
+    assert sum(fresh) == len(bodies)
+    await world.wait_message("Confirmed")
+    await world.wait_idle()
+    handled = await wait_until(
+        lambda: inbox_entries(world.settings.database, "cimplify"),
+        lambda entries: None not in entries.values(),
+    )
+    assert set(handled) == {body["id"] for body in bodies}  # every one handled
+    assert world.count("Confirmed", MERCHANT) == 1
 
 
 async def test_forged_stale_and_junk_webhooks_are_refused_and_not_stored(world: World) -> None:
