@@ -32,6 +32,12 @@ def run_to_end(
         ({"CIMPLIFY_API_BASE": "http://x"}, "CIMPLIFY_SECRET_KEY"),
         ({"PAYBOT_DATABASE": "postgresql://u:hunter2pw@h:x/db"}, "PAYBOT_DATABASE"),
         ({"TELEGRAM_BOT_TOKEN": "garbage-token-value"}, "TELEGRAM_BOT_TOKEN"),
+        ({"TELEGRAM_MODE": "webhooks"}, "TELEGRAM_MODE"),
+        ({"TELEGRAM_MODE": "webhook"}, "TELEGRAM_WEBHOOK_SECRET"),
+        (
+            {"TELEGRAM_MODE": "webhook", "TELEGRAM_WEBHOOK_SECRET": "garbage-token-value!"},
+            "TELEGRAM_WEBHOOK_SECRET",
+        ),
     ],
 )
 def test_a_malformed_setting_stops_the_program_with_one_line(
