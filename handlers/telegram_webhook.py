@@ -68,7 +68,7 @@ class UpdateWebhook:
         """
         try:
             await self._set_webhook()
-        except TelegramError as error:  # RetryAfter and NetworkError; refusals raised above
+        except TelegramError as error:  # RetryAfter, NetworkError: refusals are ConfigErrors
             log.warning("telegram: setWebhook failed (%s); trying again", error)
             self._retrying = asyncio.create_task(self._retry(), name="telegram setWebhook")
 
