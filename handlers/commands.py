@@ -116,6 +116,8 @@ class Conversation:
         """False when the command goes unanswered (a stranger answered this minute) or is
         refused (a merchant past CIMPLIFY_ASKS a minute)."""
         stranger = not command.is_merchant and not _opens_a_share_link(command)
+        if stranger and await self._is_customer(command.chat):
+            stranger = False  # a customer of a link asks after their payment: answered
         if stranger and not self._stranger_answers.allow(command.chat):
             log.info("/%s from %s: answered this minute already", command.name, command.chat)
             return False
@@ -124,6 +126,10 @@ class Conversation:
             await self.reply(command.chat, render.too_many_asks(CIMPLIFY_ASKS))
             return False
         return True
+
+    async def _is_customer(self, chat: ChatRef) -> bool:
+        async with self._store.transaction() as tx:
+            return bool(await tx.links.subscribed_by(chat))
 
     async def reply(self, chat: ChatRef, text: str) -> None:
         async with self._store.transaction() as tx:
