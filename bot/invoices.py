@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import re
 import secrets
@@ -34,9 +35,16 @@ from bot.models import (
 from bot.ports import Store, Tx
 from bot.tracking import PollPolicy
 
+QR_CACHE = 2048  # links' QR images kept, about 1 KB each
 
+
+@functools.lru_cache(maxsize=QR_CACHE)
 def qr_png(url: str, scale: int = 8) -> bytes:
-    """The QR code of exactly `url`, as PNG. Never a Micro QR: phones' cameras skip those."""
+    """The QR code of exactly `url`, as PNG. Never a Micro QR: phones' cameras skip those.
+
+    Made once a link and kept: choosing the QR mask is most of an invoice's CPU, and a
+    link's photo is drawn again for each chat and each WhatsApp media fetch.
+    """
     return _png(segno.make(url, micro=False, error="m").matrix, scale, border=4)
 
 
