@@ -20,6 +20,7 @@ import os
 import re
 import time
 from collections.abc import Coroutine
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -32,6 +33,9 @@ from twilio.request_validator import RequestValidator
 
 from handlers.whatsapp import TWILIO_FIELDS
 from tests.fakes.bot_api import ApiCall
+from bot.inbox import Leases
+from bot.models import utcnow
+from paybot.app import Tuning
 from tests.harness import (
     BOT_TOKEN,
     MERCHANT,
@@ -41,6 +45,7 @@ from tests.harness import (
     WA_MERCHANT,
     WEBHOOK_SECRET,
     World,
+    quick_tuning,
     running_world,
     wait_until,
 )
@@ -96,6 +101,25 @@ def hostile(share: float = 1.0) -> settings:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         print_blob=False,
     )
+
+
+class MinutesApart:
+    """paybot's clock, a minute further on before each example: the limits on a sender
+    (a stranger answered once a minute, a merchant's 30 asks of Cimplify a minute) have
+    tests of their own; here each example must be answered as a command of its own."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta()
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.ahead
+
+    def minute_passes(self) -> None:
+        self.ahead += timedelta(seconds=61)
+
+    def tuning(self) -> Tuning:
+        # Claims must not lapse as the clock jumps (no process dies here): a day's lease.
+        return quick_tuning(clock=self, leases=Leases(claim=timedelta(days=1)))
 
 
 class OnLoop:
@@ -225,7 +249,8 @@ async def still_serves(world: World, watch: Watch, order: str = "1001") -> None:
 
 
 async def test_telegram_commands_from_a_merchant(tmp_path: Path) -> None:
-    async with running_world(tmp_path, whatsapp=True) as world:
+    clock = MinutesApart()
+    async with running_world(tmp_path, clock.tuning(), whatsapp=True) as world:
         on_loop, watch = OnLoop(), Watch(world)
 
         @hostile()
@@ -233,6 +258,7 @@ async def test_telegram_commands_from_a_merchant(tmp_path: Path) -> None:
         # Found by this test: the answer echoed the whole "number", past Telegram's limit.
         @example(text="/invoice 1001 " + "9" * 4050)
         def examples(text: str) -> None:
+            clock.minute_passes()
             on_loop.run(telegram_answer(world, text, MERCHANT))
             watch.check()
 
@@ -241,12 +267,14 @@ async def test_telegram_commands_from_a_merchant(tmp_path: Path) -> None:
 
 
 async def test_telegram_commands_from_a_stranger(tmp_path: Path) -> None:
-    async with running_world(tmp_path, whatsapp=True) as world:
+    clock = MinutesApart()
+    async with running_world(tmp_path, clock.tuning(), whatsapp=True) as world:
         on_loop, watch = OnLoop(), Watch(world)
 
         @hostile(share=0.5)
         @given(text=telegram_texts)
         def examples(text: str) -> None:
+            clock.minute_passes()
             on_loop.run(telegram_answer(world, text, STRANGER))
             watch.check()
             assert world.sandbox.requests == []
@@ -256,12 +284,14 @@ async def test_telegram_commands_from_a_stranger(tmp_path: Path) -> None:
 
 
 async def test_whatsapp_messages_from_a_merchant_and_a_stranger(tmp_path: Path) -> None:
-    async with running_world(tmp_path, whatsapp=True) as world:
+    clock = MinutesApart()
+    async with running_world(tmp_path, clock.tuning(), whatsapp=True) as world:
         on_loop, watch = OnLoop(), Watch(world)
 
         @hostile()
         @given(body=whatsapp_bodies, stranger=st.booleans())
         def examples(body: str, stranger: bool) -> None:
+            clock.minute_passes()
             number = WA_STRANGER if stranger else WA_MERCHANT
             links_before = len(link_requests(world))
             on_loop.run(whatsapp_answer(world, number, body, watch))
