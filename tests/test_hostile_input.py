@@ -31,11 +31,11 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from handlers.whatsapp import TWILIO_FIELDS
-from tests.fakes.bot_api import ApiCall
 from bot.inbox import Leases
 from bot.models import utcnow
+from handlers.whatsapp import TWILIO_FIELDS
 from paybot.app import Tuning
+from tests.fakes.bot_api import ApiCall
 from tests.harness import (
     BOT_TOKEN,
     MERCHANT,
