@@ -33,7 +33,10 @@ from bot.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[InboxItem], Awaitable[None]]
+# A handler may mark its entry finished in its own transaction, with the change it
+# makes (one commit, and no window to apply it twice): it then returns FINISHED.
+Handler = Callable[[InboxItem], Awaitable[object]]
+FINISHED = "finished"
 IDLE_WAIT = 5.0  # seconds: look again now and then, for work another process stored
 STORE_RETRY = timedelta(seconds=1)  # after the store failed a handler
 
@@ -221,14 +224,17 @@ class InboxWorker:
         try:
             if handler is None:
                 raise LookupError(f"no handler for inbox entries of kind {item.entry.kind!r}")
-            await handler(item)
+            outcome = await handler(item)
         except StoreUnavailable as error:
             await self._record(self._retry, item, error, "the store failed")
         except Exception as error:
-            log.exception("inbox: %s failed (attempt %d)", _name(item), item.attempts)
+            log.exception(
+                "inbox: %s failed (attempt %d)", _name(item), item.attempts, extra=_context(item)
+            )
             await self._record(self._retry, item, error, "its handler failed")
         else:
-            await self._record(self._finish, item, None, "")
+            if outcome != FINISHED:
+                await self._record(self._finish, item, None, "")
 
     async def _record(
         self,
@@ -253,7 +259,11 @@ class InboxWorker:
                 await tx.inbox.retry(item.seq, now + STORE_RETRY, text)
             elif item.attempts >= self._max_attempts:
                 log.error(
-                    "inbox: %s set aside after %d attempts: %s", _name(item), item.attempts, text
+                    "inbox: %s set aside after %d attempts: %s",
+                    _name(item),
+                    item.attempts,
+                    text,
+                    extra=_context(item),
                 )
                 await tx.inbox.set_aside(item.seq, now, text)
             else:
@@ -286,6 +296,11 @@ class InboxWorker:
 
 def _name(item: InboxItem) -> str:
     return f"{item.entry.kind} {item.entry.source_id} (seq {item.seq})"
+
+
+def _context(item: InboxItem) -> dict[str, str]:
+    """What a JSON log line names (bot/logs.py): a Cimplify entry is stored under its event id."""
+    return {"event_id": item.entry.source_id} if item.entry.source == "cimplify" else {}
 
 
 def _backoff(attempts: int) -> timedelta:

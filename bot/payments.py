@@ -17,6 +17,7 @@ from bot import render
 from bot.cimplify_events import parse_event
 from bot.deliveries import tell_merchants
 from bot.event_matching import match_success
+from bot.inbox import FINISHED
 from bot.models import (
     EventType,
     InboxEntry,
@@ -64,19 +65,19 @@ class Payments:
             self._on_queued()
         return moved
 
-    async def handle_event(self, item: InboxItem) -> None:
-        """The inbox's handler for a stored Cimplify event: apply it in one transaction.
-
-        Its signature was checked before it was stored. Applying it twice (a crash
-        before the inbox marked it) changes nothing: every step is conditional.
-        """
+    async def handle_event(self, item: InboxItem) -> str:
+        """The inbox's handler for a stored Cimplify event: apply it and mark it finished,
+        in one transaction. Its signature was checked before it was stored; every step
+        is conditional, so even applying it twice would change nothing."""
         event = parse_event(item.entry.body.encode())
         now = self._clock()
         async with self._store.transaction() as tx:
             told = await _apply(tx, event, now)
+            await tx.inbox.finish(item.seq, now)
         if told is not None:  # committed: from the webhook's receipt to the merchant's chat
             self._telemetry.confirmed(item.received_at, told)
         self._on_queued()
+        return FINISHED
 
 
 def event_entry(event: WebhookEvent, body: bytes) -> InboxEntry:
