@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -159,12 +160,23 @@ class _Signals:
         """Until a signal arrives; at once if one already has."""
         loop = asyncio.get_running_loop()
         arrived = asyncio.Event()
-        # Python runs the handler between bytecodes of the main thread; the loop
-        # may be asleep in select, so the handler wakes it through its self-pipe.
-        self._wake = lambda: loop.call_soon_threadsafe(arrived.set)
+        self._wake = lambda: loop.call_soon_threadsafe(arrived.set)  # safe from a handler
         if self.received is not None:
             return
-        await arrived.wait()
+        # Python runs the handler only once the main thread runs again; a signal the
+        # kernel gives another thread (sqlite's, say) must also wake the loop from select.
+        wakeup, written = socket.socketpair()
+        wakeup.setblocking(False)
+        written.setblocking(False)
+        previous = signal.set_wakeup_fd(written.fileno(), warn_on_full_buffer=False)
+        loop.add_reader(wakeup.fileno(), wakeup.recv, 64)
+        try:
+            await arrived.wait()
+        finally:
+            loop.remove_reader(wakeup.fileno())
+            signal.set_wakeup_fd(previous)
+            wakeup.close()
+            written.close()
 
 
 _SIGNALS = _Signals()
