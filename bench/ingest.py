@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.databases import Database
+from bench.peer_ingest import PeerIngest, textbook_ingest
 from bench.posting import Event, Posted, events, post_concurrently, unstored
 from bench.report import Report
 from bench.stage import staged
@@ -30,6 +31,7 @@ LINKS = (POSTS - REPEATS) // 2  # two distinct events per link
 SENDERS = 50
 TARGET = 1_000.0  # events a second
 RATIO_TARGET = 0.8  # PostgreSQL's events a second over SQLite's, same run
+TEXTBOOK_TARGET = 1.5  # two instances on PostgreSQL over the textbook receiver, same run
 APPLY_TIMEOUT = 120.0  # seconds after the last answer for every link to be confirmed
 
 
@@ -40,9 +42,11 @@ class Timing:
     applied_in: float | None  # seconds after the last answer until every link was confirmed
 
 
-async def measure(workdir: Path, database: Database) -> Report:
+async def measure(workdir: Path, database: Database, instances: int = 1) -> Report:
     # The bot at its defaults: its outbox sends the confirmations (30 a second) meanwhile.
-    async with staged(workdir, database, orders=LINKS, merchants=LINKS, webhooks=False) as stage:
+    async with staged(
+        workdir, database, orders=LINKS, merchants=LINKS, webhooks=False, instances=instances
+    ) as stage:
         await stage.invoice(list(zip(stage.merchants, stage.orders, strict=True)), timeout=120)
         queue = _with_repeats(
             events(stage, "payment.succeeded", stage.orders, "evt_ps_")
@@ -53,7 +57,37 @@ async def measure(workdir: Path, database: Database) -> Report:
         wall = time.monotonic() - started
         cpu = stage.cpu_seconds() - cpu_before
         applied_in = await until_confirmed(database, LINKS, APPLY_TIMEOUT)
-    return _report(posted, Timing(wall, cpu, applied_in), await read_store(database))
+        secret = stage.keys.webhook_secret
+    report = _report(posted, Timing(wall, cpu, applied_in), await read_store(database))
+    peer = await textbook_ingest(workdir, queue, secret, SENDERS)
+    _against_textbook(report, peer, instances)
+    return report
+
+
+def _against_textbook(report: Report, peer: PeerIngest, instances: int) -> None:
+    """paybot's rate over the textbook receiver's, in the figures; a row of its own
+    (the target) for two instances."""
+    ratio = report.figures["events_per_s"] / peer.events_per_s
+    report.figures["textbook"] = {
+        "events_per_s": peer.events_per_s,
+        "wall_s": peer.wall_s,
+        "cpu_s_while_posting": peer.cpu_s,
+        "not_2xx": peer.not_2xx,
+        "lost": peer.lost,
+    }
+    report.figures["over_textbook"] = ratio
+    peer_sound = not peer.lost and not peer.not_2xx
+    bot_cpu_ms = report.figures["bot_cpu_s_while_posting"] * 1e3 / POSTS
+    report.add(
+        f"webhook ingest against the textbook receiver (Starlette, standardwebhooks, aiosqlite, "
+        f"one commit an event), the same {POSTS:,} events and senders, same run",
+        f"{ratio:.2f}× the textbook's ({report.figures['events_per_s']:,.0f} vs "
+        f"{peer.events_per_s:,.0f} events/s); textbook: {peer.not_2xx} not 2xx, "
+        f"{len(peer.lost)} lost; CPU {bot_cpu_ms:.2f} ms an event vs "
+        f"{peer.cpu_s * 1e3 / POSTS:.2f} ms",
+        f"two instances on PostgreSQL: ≥ {TEXTBOOK_TARGET}× the textbook's; every 2xx stored",
+        (ratio >= TEXTBOOK_TARGET or instances < 2) and not report.figures["lost"] and peer_sound,
+    )
 
 
 def _with_repeats(distinct: list[Event]) -> list[Event]:

@@ -30,10 +30,16 @@ SEND_RATE = 29.0  # the bot's default, set explicitly so the pacing subtracted i
 TARGET_MS = 100.0
 
 
-async def measure(workdir: Path, database: Database) -> Report:
+async def measure(workdir: Path, database: Database, instances: int = 1) -> Report:
     settings = {"PAYBOT_SEND_RATE": str(SEND_RATE)}
     async with staged(
-        workdir, database, orders=EVENTS, merchants=EVENTS, webhooks=False, settings=settings
+        workdir,
+        database,
+        orders=EVENTS,
+        merchants=EVENTS,
+        webhooks=False,
+        settings=settings,
+        instances=instances,
     ) as stage:
         await stage.invoice(list(zip(stage.merchants, stage.orders, strict=True)), timeout=60)
         chat_of = dict(zip(stage.orders, stage.merchants, strict=True))

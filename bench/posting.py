@@ -112,35 +112,44 @@ class WebhookPoster:
 
 
 async def post_concurrently(stage: Stage, queue: list[Event], senders: int) -> list[Posted]:
-    """`senders` tasks post the events in list order, each taking the next as it is free."""
-    poster = WebhookPoster(stage.url)
+    """`senders` tasks post the events in list order, spread over the bot's instances."""
+    return await post_spread(stage.urls, queue, senders)
+
+
+async def post_spread(urls: list[str], queue: list[Event], senders: int) -> list[Posted]:
+    """`senders` tasks post the events in list order, each taking the next as it is free;
+    sender k posts to `urls[k % len(urls)]`, so every address takes its share."""
+    posters = [WebhookPoster(url) for url in urls]
     pending = iter(queue)
     posted: list[Posted] = []
 
-    async def sender() -> None:
+    async def sender(poster: WebhookPoster) -> None:
         for event in pending:  # one iterator shared: each event is taken once
             posted.append(await poster.post(event))
 
     try:
-        await asyncio.gather(*(sender() for _ in range(senders)))
+        await asyncio.gather(*(sender(posters[k % len(posters)]) for k in range(senders)))
     finally:
-        poster.close()
+        for poster in posters:
+            poster.close()
     return posted
 
 
 async def post_paced(stage: Stage, queue: list[Event], rate: float) -> list[Posted]:
-    """Post event k at k/rate seconds from now, without waiting for earlier answers."""
-    poster = WebhookPoster(stage.url)
+    """Post event k at k/rate seconds from now, without waiting for earlier answers;
+    event k to instance k mod the instances."""
+    posters = [WebhookPoster(url) for url in stage.urls]
     start = time.monotonic()
 
     async def at_its_time(k: int, event: Event) -> Posted:
         await asyncio.sleep(max(0.0, start + k / rate - time.monotonic()))
-        return await poster.post(event)
+        return await posters[k % len(posters)].post(event)
 
     try:
         return list(await asyncio.gather(*(at_its_time(k, e) for k, e in enumerate(queue))))
     finally:
-        poster.close()
+        for poster in posters:
+            poster.close()
 
 
 def unstored(posted: list[Posted], stored: Stored) -> set[str]:

@@ -21,11 +21,31 @@ class Row:
 class Report:
     name: str  # the measure's name on the command line: "invoice"
     store: str = SQLITE  # the store the bot ran on, set by the runner
+    instances: int = 1  # `paybot run` processes on that store, set by the runner
     rows: list[Row] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)  # raw numbers, for the JSON file
 
     def add(self, measure: str, figure: str, target: str, met: bool) -> None:
         self.rows.append(Row(measure, figure, target, met))
+
+    @property
+    def column(self) -> Column:
+        return (self.store, self.instances)
+
+
+Column = tuple[str, int]  # (store, instances): one column of figures in the table
+
+
+def label(column: Column) -> str:
+    """How a column is headed and named: "PostgreSQL", "PostgreSQL, two instances"."""
+    store, instances = column
+    return LABELS[store] if instances == 1 else f"{LABELS[store]}, {instances} instances"
+
+
+def key(column: Column) -> str:
+    """How a column is named in the JSON file: "postgres", "postgres-2"."""
+    store, instances = column
+    return store if instances == 1 else f"{store}-{instances}"
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -40,34 +60,36 @@ def median(values: list[float]) -> float:
 
 
 def table(reports: list[Report]) -> str:
-    """A Markdown table, one column of figures per store, ready to paste into the README.
+    """A Markdown table, one column of figures per store and instance count, ready to
+    paste into the README.
 
-    A measure run on both stores is one line with both figures side by side; a
-    store a measure did not run on shows "—".
+    A measure run on several is one line with the figures side by side; a column a
+    measure did not run on shows "—".
     """
-    stores = [store for store in STORES if any(r.store == store for r in reports)]
+    present = {r.column for r in reports}
+    columns = [(s, n) for n in (1, 2) for s in STORES if (s, n) in present]
     lines = [
-        "| measure | " + " | ".join(LABELS[store] for store in stores) + " | target | met |",
-        "|---|" + "---|" * len(stores) + "---|---|",
+        "| measure | " + " | ".join(label(c) for c in columns) + " | target | met |",
+        "|---|" + "---|" * len(columns) + "---|---|",
     ]
-    for by_store in _lines(reports).values():
-        first = next(iter(by_store.values()))
-        figures = " | ".join(by_store[s].figure if s in by_store else "—" for s in stores)
-        lines.append(f"| {first.measure} | {figures} | {first.target} | {_met(by_store)} |")
+    for by_column in _lines(reports).values():
+        first = next(iter(by_column.values()))
+        figures = " | ".join(by_column[c].figure if c in by_column else "—" for c in columns)
+        lines.append(f"| {first.measure} | {figures} | {first.target} | {_met(by_column)} |")
     return "\n".join(lines)
 
 
-def _lines(reports: list[Report]) -> dict[tuple[str, int], dict[str, Row]]:
-    """Each measure's n-th row, per store, in the order the measures ran."""
-    grouped: dict[tuple[str, int], dict[str, Row]] = {}
+def _lines(reports: list[Report]) -> dict[tuple[str, int], dict[Column, Row]]:
+    """Each measure's n-th row, per column, in the order the measures ran."""
+    grouped: dict[tuple[str, int], dict[Column, Row]] = {}
     for report in reports:
         for n, row in enumerate(report.rows):
-            grouped.setdefault((report.name, n), {})[report.store] = row
+            grouped.setdefault((report.name, n), {})[report.column] = row
     return grouped
 
 
-def _met(by_store: dict[str, Row]) -> str:
-    verdicts = {store: "yes" if row.met else "**no**" for store, row in by_store.items()}
+def _met(by_column: dict[Column, Row]) -> str:
+    verdicts = {column: "yes" if row.met else "**no**" for column, row in by_column.items()}
     if len(set(verdicts.values())) == 1:
         return next(iter(verdicts.values()))
-    return ", ".join(f"{LABELS[store]} {verdict}" for store, verdict in verdicts.items())
+    return ", ".join(f"{label(column)} {verdict}" for column, verdict in verdicts.items())

@@ -2,19 +2,22 @@
 
 The bot is `paybot run`, started as an operator would, with its settings in the
 environment and a database of its own (a SQLite file or a fresh PostgreSQL
-database, bench/databases.py). The sandbox plays Cimplify and the fake Bot
-API plays Telegram, both in this process on loopback, so every figure includes
-real HTTP, real python-telegram-bot and a real database.
+database, bench/databases.py). With `instances=2`, two `paybot run` processes
+share that (PostgreSQL) database, each on a port of its own, as one bot: the
+first started holds the roles (sender, poller, getUpdates), both take webhooks.
+The sandbox plays Cimplify and the fake Bot API plays Telegram, both in this
+process on loopback, so every figure includes real HTTP, real
+python-telegram-bot and a real database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -23,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from bench.databases import Database
+from bench.processes import cpu_seconds
 from sandbox import Sandbox, SandboxServer, new_secret_key, new_webhook_secret
 from sandbox.records import LineItem, Order, money, rfc3339
 from sandbox.webhooks import event_body
@@ -41,18 +45,34 @@ def bench_orders(count: int) -> list[Order]:
     return [Order(f"B{n:06d}", "Bench Foods", "GHS", (item,), PRICE) for n in range(1, count + 1)]
 
 
+@dataclass(frozen=True)
+class Keys:
+    secret_key: str
+    webhook_secret: str
+
+
 @dataclass
 class Stage:
     sandbox: Sandbox
+    keys: Keys
+    sandbox_url: str
     fake: FakeBotApi
-    bot: Paybot
-    url: str  # the bot's own HTTP root
+    bots: list[Paybot]  # the `paybot run` processes, the first one started first
+    urls: list[str]  # each one's own HTTP root, in the same order
     database: Database
     merchants: list[int]
     orders: list[str]
     http: httpx.AsyncClient
     _seen: int = 0
     _photos: int = 0
+
+    @property
+    def bot(self) -> Paybot:
+        return self.bots[0]
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
 
     @property
     def pid(self) -> int:
@@ -99,15 +119,8 @@ class Stage:
         raise RuntimeError("no VmRSS for the bot process")
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time the bot process has used, from /proc."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass(frozen=True)
-class Keys:
-    secret_key: str
-    webhook_secret: str
+        """User plus system CPU time the bot's processes have used, all of them, from /proc."""
+        return sum(cpu_seconds(bot.process.pid) for bot in self.bots)
 
 
 @dataclass(frozen=True)
@@ -149,15 +162,17 @@ async def staged(
     link_ttl: timedelta = timedelta(hours=24),
     fake: FakeBotApi | None = None,
     settings: Mapping[str, str] | None = None,
+    instances: int = 1,
 ) -> AsyncIterator[Stage]:
-    """A fresh sandbox, fake Bot API and `paybot run` on `database`, which must be new."""
+    """A fresh sandbox, fake Bot API and `instances` × `paybot run` on `database`, which
+    must be new (and PostgreSQL for more than one)."""
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-    port = free_port()
+    ports = [free_port() for _ in range(instances)]
     keys = Keys(new_secret_key(), new_webhook_secret())
     sandbox = Sandbox(
         secret_key=keys.secret_key,
         webhook_secret=keys.webhook_secret,
-        webhook_url=f"http://127.0.0.1:{port}/webhooks/cimplify" if webhooks else None,
+        webhook_url=f"http://127.0.0.1:{ports[0]}/webhooks/cimplify" if webhooks else None,
         link_ttl=link_ttl,
         orders=bench_orders(orders),
     )
@@ -165,46 +180,55 @@ async def staged(
     ids = [FIRST_MERCHANT + n for n in range(merchants)]
     async with SandboxServer(sandbox) as server, fake, httpx.AsyncClient(timeout=30) as http:
         services = Services(server.url, fake, database)
-        env = bot_env(workdir, keys, services, port, ids) | dict(settings or {})
-        with start_paybot(["run"], env, workdir) as bot:
+        with ExitStack() as processes:
             stage = Stage(
                 sandbox,
+                keys,
+                server.url,
                 fake,
-                bot,
-                f"http://127.0.0.1:{port}",
+                [],
+                [],
                 database,
                 ids,
                 [order.order_id for order in bench_orders(orders)],
                 http,
             )
-            await _ready(stage)
+            for port in ports:  # one after the other: the first takes every role
+                env = bot_env(workdir, keys, services, port, ids) | dict(settings or {})
+                stage.bots.append(processes.enter_context(start_paybot(["run"], env, workdir)))
+                stage.urls.append(f"http://127.0.0.1:{port}")
+                await _ready(stage, len(stage.bots) - 1)
             try:
                 yield stage
             finally:
-                await _stop(stage)
+                for bot in stage.bots:
+                    await _stop(bot)
         await sandbox.close()
 
 
-async def _ready(stage: Stage) -> None:
-    """Up when /healthz answers and python-telegram-bot has asked for updates."""
+async def _ready(stage: Stage, number: int) -> None:
+    """Up when its /healthz answers; the first also when python-telegram-bot has asked
+    for updates, a later one when its /readyz says its loops run (it polls nothing)."""
+    bot, url = stage.bots[number], stage.urls[number]
+    probe = "/healthz" if number == 0 else "/readyz"
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
-        if stage.bot.process.poll() is not None:
-            code = await asyncio.to_thread(stage.bot.finish)  # collects what it wrote
-            raise RuntimeError(f"paybot exited at start with {code}: {stage.bot.lines}")
+        if bot.process.poll() is not None:
+            code = await asyncio.to_thread(bot.finish)  # collects what it wrote
+            raise RuntimeError(f"paybot exited at start with {code}: {bot.lines}")
         with contextlib.suppress(httpx.TransportError):
-            healthy = (await stage.http.get(f"{stage.url}/healthz")).status_code == 200
-            if healthy and any(c.method == "getUpdates" for c in stage.fake.calls):
+            healthy = (await stage.http.get(url + probe)).status_code == 200
+            if healthy and (number > 0 or any(c.method == "getUpdates" for c in stage.fake.calls)):
                 return
         await asyncio.sleep(0.05)
     raise TimeoutError("paybot did not come up")
 
 
-async def _stop(stage: Stage) -> None:
+async def _stop(bot: Paybot) -> None:
     """SIGTERM, as an operator would; a bot that will not stop is killed and reported."""
-    process = stage.bot.process
+    process = bot.process
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(stage.bot.finish, 15.0)
+        code = await asyncio.to_thread(bot.finish, 15.0)
         if code != 0:
-            raise RuntimeError(f"paybot exited with {code}: {stage.bot.lines['stderr'][-5:]}")
+            raise RuntimeError(f"paybot exited with {code}: {bot.lines['stderr'][-5:]}")
