@@ -9,26 +9,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from bot.models import ChatRef, MessageKind, Outgoing, utcnow
+from bot.models import ChatRef, MessageKind, Outgoing
 from handlers.commands import CIMPLIFY_ASKS
+from tests.clocks import MovableClock
 from tests.flow_events import event
 from tests.harness import MERCHANT, World, quick_tuning, running_world, wait_until
 from tests.store_rows import rows
 
 STRANGER = 4242
-
-
-class MovableClock:
-    """The bot's clock, which the test moves on instead of waiting."""
-
-    def __init__(self) -> None:
-        self.ahead = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.ahead
 
 
 async def count(world: World, sql: str) -> int:

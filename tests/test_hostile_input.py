@@ -20,7 +20,7 @@ import os
 import re
 import time
 from collections.abc import Coroutine
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from bot.inbox import Leases
-from bot.models import utcnow
 from handlers.whatsapp import TWILIO_FIELDS
 from paybot.app import Tuning
+from tests.clocks import MovableClock
 from tests.fakes.bot_api import ApiCall
 from tests.harness import (
     BOT_TOKEN,
@@ -103,16 +103,10 @@ def hostile(share: float = 1.0) -> settings:
     )
 
 
-class MinutesApart:
+class MinutesApart(MovableClock):
     """paybot's clock, a minute further on before each example: the limits on a sender
     (a stranger answered once a minute, a merchant's 30 asks of Cimplify a minute) have
     tests of their own; here each example must be answered as a command of its own."""
-
-    def __init__(self) -> None:
-        self.ahead = timedelta()
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.ahead
 
     def minute_passes(self) -> None:
         self.ahead += timedelta(seconds=61)

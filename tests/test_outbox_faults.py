@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.models import ChatRef, Role, Subscription, utcnow
+from bot.models import ChatRef, Role, Subscription
 from bot.outbox import UNEXPECTED_TRIES
+from tests.clocks import MovableClock
 from tests.fakes.bot_api import SentMessage
 from tests.flow_events import event
 from tests.harness import MERCHANT, World, quick_tuning, running_world, wait_until
@@ -90,16 +91,6 @@ async def test_a_group_that_became_a_supergroup_takes_its_links_and_queue_along(
         chats = [s.chat for s in await tx.subscriptions.for_link(link.id)]
     assert chats == [ChatRef("telegram", str(SUPERGROUP))]
     assert world.count("Confirmed", chat_id=SUPERGROUP) == 1
-
-
-class MovableClock:
-    """The bot's clock, which the test moves on instead of waiting out a backoff."""
-
-    def __init__(self) -> None:
-        self.ahead = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.ahead
 
 
 async def test_an_unforeseen_error_is_tried_a_few_times_then_given_up_and_told(

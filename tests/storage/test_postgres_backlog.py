@@ -29,7 +29,6 @@ import pytest
 
 from bot.models import ChatRef, InboxEntry, MessageKind, Outgoing, Status
 from storage.postgres import PostgresStore, inbox, links, outbox
-from tests.databases import drop_database, fresh_postgres_url
 from tests.storage.contract.support import LEASE, T0, a_link, at
 
 BACKLOG = 10_000
@@ -87,15 +86,6 @@ def rows_read(plan: dict[str, Any], table: str) -> int:
         )
         read = per_loop * plan["Actual Loops"]
     return read + sum(rows_read(child, table) for child in plan.get("Plans", []))
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    fresh = await fresh_postgres_url()
-    try:
-        yield fresh
-    finally:
-        await drop_database(fresh)
 
 
 @pytest.fixture

@@ -13,17 +13,7 @@ import pytest
 
 from bot.errors import StoreUnavailable
 from storage.postgres import PostgresStore
-from tests.databases import drop_database, fresh_postgres_url
 from tests.storage.contract.support import a_link
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    fresh = await fresh_postgres_url()
-    try:
-        yield fresh
-    finally:
-        await drop_database(fresh)
 
 
 class Relay:

@@ -17,17 +17,7 @@ from bot.errors import StoreRejected, StoreUnavailable
 from bot.models import InboxEntry, LineItem, Link
 from storage.postgres import PostgresStore
 from storage.postgres.driver_errors import translated_errors
-from tests.databases import drop_database, fresh_postgres_url
 from tests.storage.contract.support import ALICE, LEASE, T0, a_link, an_entry, text_to
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    fresh = await fresh_postgres_url()
-    try:
-        yield fresh
-    finally:
-        await drop_database(fresh)
 
 
 @pytest.fixture

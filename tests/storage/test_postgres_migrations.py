@@ -13,17 +13,6 @@ import pytest
 from bot.errors import ConfigError
 from storage.postgres import PostgresStore
 from storage.postgres.migrate import migrations
-from tests.databases import drop_database, fresh_postgres_url
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    """A fresh, empty database, dropped after the test."""
-    fresh = await fresh_postgres_url()
-    try:
-        yield fresh
-    finally:
-        await drop_database(fresh)
 
 
 async def _applied(url: str) -> list[tuple[int, int]]:

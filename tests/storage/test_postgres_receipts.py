@@ -19,20 +19,10 @@ import pytest
 from bot.models import DeliveryStatus, MessageKind, Outgoing, QueuedMessage
 from bot.ports import Store
 from storage.postgres import PostgresStore
-from tests.databases import drop_database, fresh_postgres_url
 from tests.storage.contract.support import CAROL, LEASE, T0, a_link, at
 
 T = TypeVar("T")
 SID = "SM0123456789abcdef"
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    fresh = await fresh_postgres_url()
-    try:
-        yield fresh
-    finally:
-        await drop_database(fresh)
 
 
 @pytest.fixture
