@@ -190,9 +190,11 @@ class CrashStage:
         """Every message the fake accepted, with the call that sent it.
 
         The fake numbers a message as it handles its call, with no await in between,
-        so the send calls in arrival order are the messages in id order.
+        so the send calls in arrival order are the messages in id order. A send refused
+        for Telegram's flood limits (the fake's `limits`) made no message.
         """
-        calls = [call for call in self.fake.calls if call.method in SENDS]
+        refused = {id(call) for call in self.fake.throttled}
+        calls = [c for c in self.fake.calls if c.method in SENDS and id(c) not in refused]
         messages = sorted(
             (m for chat in self.chats for m in self.fake.messages(chat)),
             key=lambda m: m.message_id,
