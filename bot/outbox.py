@@ -160,9 +160,14 @@ class Outbox:
         for queued in due:
             if queued.id in self._in_hand:
                 continue  # its claim lapsed while its send was being recorded: still ours
-            await budget.acquire()
+            # What to send is read first, and the budget taken last, right before the
+            # request leaves: work between the two would bunch requests together, and a
+            # strict one-second window (Telegram's) would see more than the rate.
+            delivery = await self._delivery(queued)
+            if delivery is not None and queued.message.chat.channel in self._messengers:
+                await budget.acquire()
             self._in_hand.add(queued.id)
-            task = asyncio.create_task(self._send(queued))
+            task = asyncio.create_task(self._send(queued, delivery))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         return len(due)
@@ -196,10 +201,10 @@ class Outbox:
             async with asyncio.timeout(max(0.01, min(waits))):
                 await wake.wait()
 
-    async def _send(self, queued: QueuedMessage) -> None:
+    async def _send(self, queued: QueuedMessage, delivery: Delivery | None) -> None:
         chat = queued.message.chat
         try:
-            await self._attempt(queued)
+            await self._attempt(queued, delivery)
         except StoreError as error:  # its claim lapses, and it is taken again
             log.warning("outbox: message %s to %s not recorded: %s", queued.id, chat, error)
         except Exception:
@@ -209,12 +214,11 @@ class Outbox:
             self._progress.set()
             self.wake()
 
-    async def _attempt(self, queued: QueuedMessage) -> None:
+    async def _attempt(self, queued: QueuedMessage, delivery: Delivery | None) -> None:
         messenger = self._messengers.get(queued.message.chat.channel)
         if messenger is None:
             await self._drop(queued, "no such channel is configured")
             return
-        delivery = await self._delivery(queued)
         if delivery is None:
             await self._mark_sent(queued, None)  # nothing to edit: the invoice never went out
             return
