@@ -15,7 +15,8 @@ dropped afterwards. Without a server that answers, the PostgreSQL runs are skipp
 `--instances 2` runs `/invoice`, ingest, webhook → chat and flood on two `paybot
 run` processes sharing one PostgreSQL database (two on SQLite are not a
 deployment); `both` runs them on one instance as well, beside, in the same run.
-The other measures run on one instance whatever it says.
+The other measures run on one instance whatever it says, but for failover, which
+kills one of two instances on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ MEASURES = {
     "flood": "bench.flood",
     "polling": "bench.polling",
     "scale": "bench.scale",
+    "failover": "bench.failover",
 }
 SIDE_BY_SIDE = ("ingest", "latency", "flood")  # on both stores unless --database says
 SEVERAL = ("invoice", "ingest", "latency", "flood")  # measures --instances applies to
+ONLY_SEVERAL = ("failover",)  # measures of two instances on PostgreSQL, whatever it says
 Plan = dict[str, tuple[tuple[str, int], ...]]  # measure -> (store, instances), in order
 
 
@@ -86,6 +89,9 @@ def planned(names: list[str], database: str | None, instances: str = "1") -> Pla
     `--instances`: one instance on each store it names, then two on PostgreSQL."""
     plan: Plan = {}
     for name in names:
+        if name in ONLY_SEVERAL:
+            plan[name] = ((POSTGRES, 2),)
+            continue
         stores: tuple[str, ...]
         if database == "both":
             stores = STORES
