@@ -26,7 +26,7 @@ from standardwebhooks import Webhook
 
 from bot.models import CONFIRMED_WORDS, Status, can_move
 from tests.fakes.bot_api import FakeBotApi
-from tests.harness import MERCHANT, World, wait_until
+from tests.harness import MERCHANT, OTHER_MERCHANT, World, wait_until
 from tests.store_rows import inbox_entries
 
 
@@ -53,6 +53,8 @@ SANDBOX_NEXT = {
     Status.FAILED: (Status.PROCESSING,),
 }
 
+MERCHANT_CHATS = frozenset({MERCHANT, OTHER_MERCHANT})
+
 # How an event states its money: (amount, currency) from the order's, or None for absent.
 AMOUNT_VARIANTS = ("exact", "more digits", "a tenth", "a cent short", "other currency", "absent")
 
@@ -73,9 +75,9 @@ def stated_money(order_id: str, variant: str) -> tuple[str, str] | None:
 
 
 def matches_total(order_id: str, money: tuple[str, str] | None) -> bool:
-    """What bot/payments.py `_confirm` accepts: no amount at all, or exactly the total."""
+    """What bot/event_matching.py accepts: exactly the total, in its currency."""
     if money is None:
-        return True
+        return False
     order = ORDERS[order_id]
     return Decimal(money[0]) == Decimal(order.total) and money[1] == order.currency
 
@@ -118,8 +120,8 @@ class LinkModel:
         """A verified success event was acknowledged for this link."""
         if self.confirmed:
             return  # a repeat, or the other of payment.succeeded / order.completed
-        if not matching:
-            self.notices.update(self.subscribers)
+        if not matching:  # the merchants hear it, once an event (bot/event_matching.py)
+            self.notices.update(self.subscribers & MERCHANT_CHATS)
             return
         self.successes.append(event_id)
         self.confirmed, self.bot = True, Status.PAID
@@ -161,7 +163,9 @@ class Truth:
             return  # no link for the order yet: acknowledged, applied, nothing to change
         if body["type"] in SUCCESS_KINDS:
             money = (data["amount"], data["currency"]) if "amount" in data else None
-            link.succeeded(body["id"], matches_total(link.order_id, money))
+            # Without a token, only the order's link in play: not one that has expired.
+            in_play = data.get("token") is not None or link.bot is not Status.EXPIRED
+            link.succeeded(body["id"], in_play and matches_total(link.order_id, money))
         elif body["type"] == "payment.failed":
             link.failed()
 
