@@ -45,7 +45,7 @@ from bot.errors import (
 )
 from bot.inbox import Leases
 from bot.models import ChatRef, Link, MessageKind, Outgoing, QueuedMessage, Role, Subscription
-from bot.pacing import TokenBucket
+from bot.pacing import PacedWindow
 from bot.ports import Store, Tx
 from bot.telemetry import Telemetry
 
@@ -101,8 +101,8 @@ class Outbox:
         self._telemetry = telemetry or Telemetry()
         self._clock = clock
         self._gap = timedelta(seconds=per_chat_gap)
-        self._sends = TokenBucket(overall_rate)
-        self._edits = TokenBucket(overall_rate)
+        self._sends = PacedWindow(overall_rate)
+        self._edits = PacedWindow(overall_rate)
         # Claim about half a second of budget at a time: a claimed message waits for
         # the budget while it holds its chat, so claiming more only delays others.
         self._claim_size = max(1, int(overall_rate / 2))
@@ -132,7 +132,7 @@ class Outbox:
         finally:
             await self._finish_sending()
 
-    async def _dispatch(self, kinds: frozenset[MessageKind], budget: TokenBucket) -> None:
+    async def _dispatch(self, kinds: frozenset[MessageKind], budget: PacedWindow) -> None:
         wake = asyncio.Event()
         self._wakes.append(wake)
         while True:
@@ -150,7 +150,7 @@ class Outbox:
                 await asyncio.sleep(1.0)
 
     async def _dispatch_due(
-        self, kinds: frozenset[MessageKind], budget: TokenBucket, now: datetime
+        self, kinds: frozenset[MessageKind], budget: PacedWindow, now: datetime
     ) -> int:
         if not self.may_send():
             return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 
 
@@ -38,3 +39,29 @@ class TokenBucket:
         self._updated = now
         self._tokens -= 1
         return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+
+
+class PacedWindow:
+    """A token bucket, and never more than `rate` (rounded down) in any one second.
+
+    The bucket keeps the pace smooth; the window takes back its one-token burst, so a
+    strict one-second window at the other end (Telegram's 30 messages a second) sees
+    at most `rate` even when the requests leave a little unevenly.
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._bucket = TokenBucket(rate, clock=clock)
+        self._most = max(1, int(rate))
+        self._clock = clock
+        self._recent: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            await self._bucket.acquire()
+            if len(self._recent) >= self._most:
+                wait = self._recent[0] + 1.0 - self._clock()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._recent.popleft()
+            self._recent.append(self._clock())
