@@ -91,7 +91,7 @@ class Outbox:
         messengers: Mapping[str, Messenger],
         clock: Callable[[], datetime],
         per_chat_gap: float = 1.0,
-        overall_rate: float = 29.0,
+        overall_rate: float = 28.0,
         holder: str = "outbox",
         leases: Leases | None = None,
         telemetry: Telemetry | None = None,
