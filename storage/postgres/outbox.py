@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from bot.models import ChatRef, MessageKind, Outgoing, QueuedMessage
+from storage.json_columns import buttons_json
 from storage.postgres import records
 from storage.postgres.outbox_receipts import PostgresReceipts
 
@@ -141,7 +142,7 @@ class PostgresOutbox(PostgresReceipts):
             [m.kind.value for m in messages],
             [m.text for m in messages],
             [m.link_id for m in messages],
-            [records.buttons_json(m.buttons) for m in messages],
+            [buttons_json(m.buttons) for m in messages],
             at,
         )
         rows = [(r["channel"], r["chat_id"], r["lane_seq"], r["id"]) for r in found]

@@ -7,7 +7,6 @@ so that no float ever stands for money.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,11 +14,9 @@ from typing import Any
 import asyncpg
 
 from bot.models import (
-    Button,
     ChatRef,
     InboxEntry,
     InboxItem,
-    LineItem,
     Link,
     MessageKind,
     Money,
@@ -29,6 +26,7 @@ from bot.models import (
     Status,
     Subscription,
 )
+from storage.json_columns import buttons_from, line_items_from, line_items_json
 
 ERROR_CHARS = 1000  # errors can quote hostile input; keep the row bounded
 
@@ -93,40 +91,6 @@ def link_from(row: asyncpg.Record) -> Link:
         next_poll_at=optional_utc(row["next_poll_at"]),
         share_code=row["share_code"],
     )
-
-
-def line_items_json(items: tuple[LineItem, ...]) -> str:
-    return json.dumps(
-        [
-            {
-                "name": item.name,
-                "quantity": item.quantity,
-                "unit_price": str(finite(item.unit_price)),
-                "total": str(finite(item.total)),
-            }
-            for item in items
-        ]
-    )
-
-
-def line_items_from(text: str) -> tuple[LineItem, ...]:
-    return tuple(
-        LineItem(
-            name=item["name"],
-            quantity=int(item["quantity"]),
-            unit_price=Decimal(item["unit_price"]),
-            total=Decimal(item["total"]),
-        )
-        for item in json.loads(text)
-    )
-
-
-def buttons_json(buttons: tuple[Button, ...]) -> str:
-    return json.dumps([{"label": b.label, "url": b.url, "action": b.action} for b in buttons])
-
-
-def buttons_from(text: str) -> tuple[Button, ...]:
-    return tuple(Button(b["label"], b["url"], b["action"]) for b in json.loads(text))
 
 
 def queued_message_from(row: asyncpg.Record) -> QueuedMessage:

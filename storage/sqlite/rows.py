@@ -6,16 +6,13 @@ compares the times; money as Decimal text so that "75.00" stays "75.00".
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from bot.models import (
-    Button,
     ChatRef,
-    LineItem,
     Link,
     MessageKind,
     Money,
@@ -24,6 +21,13 @@ from bot.models import (
     Role,
     Status,
     Subscription,
+)
+from storage.json_columns import (
+    buttons_from,
+    buttons_json,
+    decimal_text,
+    line_items_from,
+    line_items_json,
 )
 
 # An empty share code (a caller from before share links) gets a random one, made
@@ -53,12 +57,6 @@ def time_from(text: str) -> datetime:
 
 def optional_time_from(text: str | None) -> datetime | None:
     return None if text is None else time_from(text)
-
-
-def decimal_text(amount: Decimal) -> str:
-    if not amount.is_finite():
-        raise ValueError(f"not a finite amount: {amount}")
-    return str(amount)
 
 
 def link_params(link: Link) -> tuple[Any, ...]:
@@ -101,40 +99,6 @@ def link_from(row: sqlite3.Row) -> Link:
         next_poll_at=optional_time_from(row["next_poll_at"]),
         share_code=row["share_code"],
     )
-
-
-def line_items_json(items: tuple[LineItem, ...]) -> str:
-    return json.dumps(
-        [
-            {
-                "name": item.name,
-                "quantity": item.quantity,
-                "unit_price": decimal_text(item.unit_price),
-                "total": decimal_text(item.total),
-            }
-            for item in items
-        ]
-    )
-
-
-def line_items_from(text: str) -> tuple[LineItem, ...]:
-    return tuple(
-        LineItem(
-            name=item["name"],
-            quantity=int(item["quantity"]),
-            unit_price=Decimal(item["unit_price"]),
-            total=Decimal(item["total"]),
-        )
-        for item in json.loads(text)
-    )
-
-
-def buttons_json(buttons: tuple[Button, ...]) -> str:
-    return json.dumps([{"label": b.label, "url": b.url, "action": b.action} for b in buttons])
-
-
-def buttons_from(text: str) -> tuple[Button, ...]:
-    return tuple(Button(b["label"], b["url"], b["action"]) for b in json.loads(text))
 
 
 def outgoing_params(message: Outgoing, at: datetime) -> tuple[Any, ...]:
