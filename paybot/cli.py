@@ -154,7 +154,9 @@ class _Signals:
     def _note(self, signum: int, _frame: object) -> None:
         self.received = signum
         if self._wake is not None:
-            self._wake()
+            # A second signal can come as the loop closes: then there is no one to wake.
+            with contextlib.suppress(RuntimeError):
+                self._wake()
 
     async def wait(self) -> None:
         """Until a signal arrives; at once if one already has."""
@@ -173,6 +175,7 @@ class _Signals:
         try:
             await arrived.wait()
         finally:
+            self._wake = None  # the loop that `arrived` belongs to may close after this
             loop.remove_reader(wakeup.fileno())
             signal.set_wakeup_fd(previous)
             wakeup.close()
