@@ -30,6 +30,7 @@ from bot.errors import (
     CimplifyUnavailable,
     LinkExpired,
     LinkNotFound,
+    OrderAlreadyPaid,
     OrderNotFound,
     OrderNotPayable,
 )
@@ -43,6 +44,7 @@ _WAIT_CAP = 5.0  # seconds: no single backoff wait is longer
 _MAX_ATTEMPTS = 10  # a second bound, should waits be short (Retry-After: 0)
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")  # header- and URL-safe: no spaces, no line breaks
 _CREATE_ERRORS: Mapping[int, type[CimplifyError]] = {404: OrderNotFound, 409: OrderNotPayable}
+_CANCEL_ERRORS: Mapping[int, type[CimplifyError]] = {404: OrderNotFound, 409: OrderAlreadyPaid}
 _PAY_ERRORS: Mapping[int, type[CimplifyError]] = {404: LinkNotFound, 410: LinkExpired}
 _T = TypeVar("_T")
 
@@ -105,6 +107,20 @@ class CimplifyClient:
         response = await self._send(call, patient=True)
         _check_status(call, response, _CREATE_ERRORS, ok=(200, 201))
         return _parse(call, response, _created_link)
+
+    async def cancel_order(self, order_id: str) -> None:
+        """Cancel the order (the Orders SDK's cancel): every link of it then reports
+        `cancelled`. Cancelling a cancelled order changes nothing, so retries are safe.
+
+        OrderAlreadyPaid on 409, OrderNotFound on 404.
+        """
+        order_id = parse_order_id(order_id)
+        path = f"/v1/orders/{order_id}/cancel"
+        headers = {**self._auth, "Content-Type": "application/json"}
+        call = _Call("POST", path, path, headers, b"{}")
+        response = await self._send(call, patient=True)
+        _check_status(call, response, _CANCEL_ERRORS, ok=(200,))
+        _parse(call, response, lambda value: _cancelled(value, order_id))
 
     async def order(self, token: str) -> Order:
         """The order summary behind a payment link's token."""
@@ -254,6 +270,14 @@ def _created_link(value: object) -> CreatedLink:
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
         raise ValueError("payment_link.url: not an http(s) URL")
     return CreatedLink(link.text("token", TOKEN), url, link.timestamp("expires_at"))
+
+
+def _cancelled(value: object, order_id: str) -> None:
+    answer = JsonObject(value, "cancel")
+    if answer.order_id() != order_id:
+        raise ValueError("cancel.order_id: another order")
+    if answer.text("status") != "cancelled":
+        raise ValueError("cancel.status: not cancelled")
 
 
 def _order(value: object) -> Order:

@@ -25,6 +25,7 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from bot.config_readers import (
     Secret,
+    cashiers,
     check_visible,
     content_sid,
     duration,
@@ -92,6 +93,10 @@ class Settings:
     # "polling" (getUpdates) or "webhook" (Telegram posts to /webhooks/telegram).
     telegram_mode: str = "polling"
     telegram_webhook_secret: Secret | None = None  # set whenever telegram_mode is "webhook"
+    # The merchants listed with `:cashier` (CONTRACT §7), each also in the merchants above;
+    # the others are owners.
+    telegram_cashiers: frozenset[int] = frozenset()
+    whatsapp_cashiers: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> Settings:
@@ -116,9 +121,11 @@ class Settings:
             telegram_bot_token=secret(env, "TELEGRAM_BOT_TOKEN", None, _check_telegram_token),
             telegram_api_base=url(env, "TELEGRAM_API_BASE", "https://api.telegram.org"),
             telegram_merchants=user_ids(env, "TELEGRAM_MERCHANTS"),
+            telegram_cashiers=frozenset(int(i) for i in cashiers(env, "TELEGRAM_MERCHANTS")),
             **_telegram_mode(env),
             **_twilio(env),
             whatsapp_merchants=phone_numbers(env, "WHATSAPP_MERCHANTS"),
+            whatsapp_cashiers=cashiers(env, "WHATSAPP_MERCHANTS"),
             whatsapp_default_region=region(env, "WHATSAPP_DEFAULT_REGION"),
             poll_rate=_rate(env, "PAYBOT_POLL_RATE", "5", 100, "requests"),
             send_rate=_rate(env, "PAYBOT_SEND_RATE", "28", 1000, "messages"),

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
+from bot.access import MerchantRole
 from bot.errors import ConfigError
 
 # [0-9] rather than \d everywhere: \d also matches non-ASCII digits such as "٣".
@@ -101,8 +102,9 @@ def check_visible(raw: str) -> str | None:
 
 
 def user_ids(env: Mapping[str, str], name: str) -> frozenset[int]:
+    """The ids of a merchant list, whatever their roles (`1001`, `1001:cashier`)."""
     ids = set()
-    for entry in entries(env, name):
+    for entry in merchant_roles(env, name):
         if not _USER_ID.fullmatch(entry) or int(entry) == 0:
             raise ConfigError(name, f"expected comma-separated numeric user ids, got {entry!r}")
         ids.add(int(entry))
@@ -110,13 +112,39 @@ def user_ids(env: Mapping[str, str], name: str) -> frozenset[int]:
 
 
 def phone_numbers(env: Mapping[str, str], name: str) -> frozenset[str]:
+    """The numbers of a merchant list, whatever their roles (`+233…`, `+233…:cashier`)."""
     numbers = set()
-    for entry in entries(env, name):
+    for entry in merchant_roles(env, name):
         if not _E164.fullmatch(entry):
             problem = f"expected comma-separated E.164 numbers like +233241234567, got {entry!r}"
             raise ConfigError(name, problem)
         numbers.add(entry)
     return frozenset(numbers)
+
+
+def merchant_roles(env: Mapping[str, str], name: str) -> dict[str, MerchantRole]:
+    """Each entry of a merchant list, without its suffix, and its role (CONTRACT §7):
+    `:owner`, `:cashier`, or none for an owner. One entry, one role."""
+    roles: dict[str, MerchantRole] = {}
+    for entry in entries(env, name):
+        who, colon, suffix = entry.partition(":")
+        who = who.strip()
+        try:
+            role = MerchantRole(suffix.strip().lower()) if colon else MerchantRole.OWNER
+        except ValueError:
+            problem = (
+                f"expected an entry to end in :owner or :cashier, or in neither; got {entry!r}"
+            )
+            raise ConfigError(name, problem) from None
+        if roles.setdefault(who, role) is not role:
+            raise ConfigError(name, f"{who!r} is listed both as owner and as cashier")
+    return roles
+
+
+def cashiers(env: Mapping[str, str], name: str) -> frozenset[str]:
+    """The entries of a merchant list that end in `:cashier`, without the suffix."""
+    found = merchant_roles(env, name).items()
+    return frozenset(who for who, role in found if role is MerchantRole.CASHIER)
 
 
 def entries(env: Mapping[str, str], name: str) -> list[str]:

@@ -9,6 +9,7 @@
     │   ├── CimplifyAuthError       401: our secret key was refused
     │   ├── OrderNotFound           404 on /v1/orders/{id}/payment-link
     │   ├── OrderNotPayable         409: the order cannot take payment (cancelled)
+    │   ├── OrderAlreadyPaid        409 on /v1/orders/{id}/cancel: paid, cannot be cancelled
     │   ├── LinkNotFound            404 on the Pay API: unknown token
     │   ├── LinkExpired             410 on the Pay API
     │   ├── CimplifyUnavailable     5xx, timeouts, refused connections, 429, after retries
@@ -79,6 +80,10 @@ class OrderNotFound(CimplifyError):
 
 
 class OrderNotPayable(CimplifyError):
+    pass
+
+
+class OrderAlreadyPaid(CimplifyError):
     pass
 
 

@@ -16,10 +16,12 @@ from datetime import datetime, timedelta
 
 import segno
 
-from bot import render
+from bot import render, render_access
+from bot.access import Merchant, may_see
 from bot.cimplify import CimplifyClient
 from bot.deliveries import tell_merchants
 from bot.errors import StoreError
+from bot.i18n import Voice, Voices
 from bot.models import (
     ChatRef,
     CreatedLink,
@@ -104,6 +106,7 @@ class Invoices:
         on_queued: Callable[[], None],
         holder: str = "invoices",
         lease: timedelta = timedelta(seconds=6),
+        voices: Voices | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -112,16 +115,24 @@ class Invoices:
         self._on_queued = on_queued
         self._holder = holder
         self._lease = lease  # of a claim on an order, renewed while its link is created
+        self._voices = voices or Voices(Voice())
 
-    async def issue(self, order_id: str, chat: ChatRef, customer: ChatRef | None = None) -> None:
+    async def issue(
+        self,
+        order_id: str,
+        chat: ChatRef,
+        customer: ChatRef | None = None,
+        issuer: Merchant | None = None,
+    ) -> None:
         """Answer `chat` with the order's live link, creating one if needed; send the
-        customer their copy too, when one is named.
+        customer their copy too, when one is named. A new link is `issuer`'s; a cashier
+        is refused another merchant's link (bot/access.py).
 
         Raises InvalidOrderId before anything else, and CimplifyError when
         Cimplify refuses or does not answer; the answer is queued otherwise.
         """
         order_id = parse_order_id(order_id)
-        await self._issue(order_id, _Audience(chat, customer))
+        await self._issue(order_id, _Audience(chat, customer, issuer))
         self._on_queued()
 
     async def open_shared(self, code: str, chat: ChatRef) -> bool:
@@ -202,15 +213,20 @@ class Invoices:
                 return
             link = await tx.links.by_token(created.token)
             if link is None:
-                link = self._new_link(created, order)
+                link = self._new_link(created, order, audience.issuer)
                 await tx.links.insert(link)
                 await tx.polls.schedule(link.id, self._policy.next_poll(link, self._clock()))
+            elif await self._refused(tx, link, audience):
+                return
             await self._send_invoices(tx, link, audience)
 
     async def _answer_from_store(self, tx: Tx, link: Link, audience: _Audience) -> bool:
         """Answer from a link paybot already has, if it settles the question."""
         now = self._clock()
-        if link.confirmed_at is not None or link.status is Status.PAID:
+        paid = link.confirmed_at is not None or link.status is Status.PAID
+        if (paid or link.is_live(now)) and await self._refused(tx, link, audience):
+            return True
+        if paid:
             text = render.already_paid(link.order_id, link.business_name)
             await _reply(tx, audience.merchant, text, now)
             return True
@@ -218,6 +234,18 @@ class Invoices:
             await self._send_invoices(tx, link, audience)
             return True
         return False
+
+    async def _refused(self, tx: Tx, link: Link, audience: _Audience) -> bool:
+        """A cashier asking for another merchant's link is told so, not subscribed to it:
+        the refusal carries nothing of the order (CONTRACT §7)."""
+        issuer = audience.issuer
+        if issuer is None or may_see(issuer, link):
+            return False
+        voice = await self._voices.of(tx, audience.merchant)
+        paid = link.confirmed_at is not None or link.status is Status.PAID
+        refusal = render_access.not_yours if paid else render_access.held_by_another
+        await _reply(tx, audience.merchant, refusal(voice, link.order_id), self._clock())
+        return True
 
     async def _send_invoices(self, tx: Tx, link: Link, audience: _Audience) -> None:
         # One enqueue for every chat: the store locks each chat's queue in one order,
@@ -232,7 +260,7 @@ class Invoices:
             messages.append(Outgoing(audience.merchant, MessageKind.TEXT, text))
         await tx.outbox.enqueue(messages, now)
 
-    def _new_link(self, created: CreatedLink, order: Order) -> Link:
+    def _new_link(self, created: CreatedLink, order: Order, issuer: Merchant | None) -> Link:
         now = self._clock()
         return Link(
             id=new_link_id(),
@@ -247,6 +275,7 @@ class Invoices:
             created_at=now,
             status_changed_at=now,
             share_code=new_link_id(),
+            issued_by=None if issuer is None else issuer.id,
         )
 
 
@@ -256,6 +285,7 @@ class _Audience:
 
     merchant: ChatRef
     customer: ChatRef | None
+    issuer: Merchant | None = None  # who asked, as a merchant; None: not by a command
 
 
 def _invoice(link: Link, chat: ChatRef, role: Role, now: datetime) -> Outgoing:

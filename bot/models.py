@@ -37,6 +37,7 @@ class Status(StrEnum):
     PAID = "paid"
     FAILED = "failed"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"  # the merchant cancelled the order (/cancel)
 
     @property
     def words(self) -> str:
@@ -45,8 +46,9 @@ class Status(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        """`paid` and `expired` end polling; `failed` does not (the customer may retry)."""
-        return self in (Status.PAID, Status.EXPIRED)
+        """`paid`, `expired` and `cancelled` end polling; `failed` does not (the customer
+        may retry)."""
+        return self in (Status.PAID, Status.EXPIRED, Status.CANCELLED)
 
 
 _WORDS = {
@@ -56,14 +58,16 @@ _WORDS = {
     Status.PAID: "Paid",
     Status.FAILED: "Failed",
     Status.EXPIRED: "Expired",
+    Status.CANCELLED: "Cancelled",
 }
 
 CONFIRMED_WORDS = "Confirmed"
 ALREADY_PAID_WORDS = "Already paid"
 
 # Where each status may go next. Status only moves forward; `failed` may start a
-# new attempt. `paid` is final. `expired` may still become `paid`, because a
-# verified payment after expiry is money that arrived and must not go unsaid.
+# new attempt. `paid` is final. `expired` and `cancelled` may still become `paid`,
+# because a verified payment after them is money that arrived and must not go unsaid.
+# An unpaid order may be cancelled whatever its link's state, an expired one included.
 _NEXT: dict[Status, frozenset[Status]] = {
     Status.PENDING: frozenset(
         {
@@ -72,17 +76,33 @@ _NEXT: dict[Status, frozenset[Status]] = {
             Status.PAID,
             Status.FAILED,
             Status.EXPIRED,
+            Status.CANCELLED,
         }
     ),
     Status.PROCESSING: frozenset(
-        {Status.AWAITING_AUTHORIZATION, Status.PAID, Status.FAILED, Status.EXPIRED}
+        {
+            Status.AWAITING_AUTHORIZATION,
+            Status.PAID,
+            Status.FAILED,
+            Status.EXPIRED,
+            Status.CANCELLED,
+        }
     ),
-    Status.AWAITING_AUTHORIZATION: frozenset({Status.PAID, Status.FAILED, Status.EXPIRED}),
+    Status.AWAITING_AUTHORIZATION: frozenset(
+        {Status.PAID, Status.FAILED, Status.EXPIRED, Status.CANCELLED}
+    ),
     Status.FAILED: frozenset(
-        {Status.PROCESSING, Status.AWAITING_AUTHORIZATION, Status.PAID, Status.EXPIRED}
+        {
+            Status.PROCESSING,
+            Status.AWAITING_AUTHORIZATION,
+            Status.PAID,
+            Status.EXPIRED,
+            Status.CANCELLED,
+        }
     ),
     Status.PAID: frozenset(),
-    Status.EXPIRED: frozenset({Status.PAID}),
+    Status.EXPIRED: frozenset({Status.PAID, Status.CANCELLED}),
+    Status.CANCELLED: frozenset({Status.PAID}),
 }
 
 
@@ -158,10 +178,13 @@ class Link:
     # Unguessable, and not the payment token: what a customer's Telegram deep link
     # (https://t.me/<bot>?start=<share_code>) carries.
     share_code: str = ""
+    # "<channel>:<sender id>" of the merchant who issued it (bot/access.py); None for
+    # links issued before roles existed, which only owners see.
+    issued_by: str | None = None
 
     def is_live(self, now: datetime) -> bool:
         """A link a customer can still pay."""
-        return self.status not in (Status.PAID, Status.EXPIRED) and now < self.expires_at
+        return not self.status.is_final and now < self.expires_at
 
     @property
     def status_words(self) -> str:

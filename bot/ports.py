@@ -64,8 +64,9 @@ class Links(Protocol):
     async def latest_for_order(self, order_id: str) -> Link | None:
         """The most recently created link for the order, whatever its state."""
 
-    async def subscribed_by(self, chat: ChatRef) -> list[Link]:
-        """Links the chat is subscribed to, newest first."""
+    async def subscribed_by(self, chat: ChatRef, issued_by: str | None = None) -> list[Link]:
+        """Links the chat is subscribed to, newest first; with `issued_by`, only the links
+        that merchant issued (`Link.issued_by`, a cashier's own)."""
 
     async def move_status(
         self, link_id: str, old: Status, new: Status, at: datetime, reference: str | None

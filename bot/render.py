@@ -60,6 +60,7 @@ HELP = (
     "/invoice <order_id> <phone> - the same, also sent to the customer on WhatsApp\n"
     "/status <order_id> - where the order's payment stands\n"
     "/open - your links that are not paid yet\n"
+    "/cancel <order_id> - cancel an unpaid order and its link\n"
     "/help - this message"
 )
 
@@ -145,6 +146,7 @@ _STATUS_DETAIL = {
     Status.PAID: "Cimplify reports the payment; its confirmation follows.",
     Status.FAILED: "the payment did not go through. The customer can try again with the same link.",
     Status.EXPIRED: "the link ran out before it was paid.",
+    Status.CANCELLED: "the order was cancelled; its link takes no payment.",
 }
 
 
@@ -155,6 +157,7 @@ _CUSTOMER_DETAIL = {
     Status.PAID: "your payment went through; its confirmation follows.",
     Status.FAILED: "the payment did not go through. You can try again with the same link:",
     Status.EXPIRED: "this link has expired. Ask {business} for a new one.",
+    Status.CANCELLED: "{business} cancelled this order. There is nothing to pay.",
 }
 
 

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot import render
+from bot import render, render_access
+from bot.access import Merchant, MerchantRole, issuer_id, may_see
+from bot.cancelling import Cancelling
 from bot.errors import (
     ChannelOff,
     CimplifyUnavailable,
@@ -20,6 +22,7 @@ from bot.errors import (
     PaybotError,
     StoreError,
 )
+from bot.i18n import Voice, Voices
 from bot.invoices import Invoices
 from bot.limits import PerKeyLimit
 from bot.models import (
@@ -37,8 +40,8 @@ from bot.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
-MERCHANT_COMMANDS = frozenset({"invoice", "open"})
-ASKS_CIMPLIFY = frozenset({"invoice", "status"})  # and the Refresh status button
+MERCHANT_COMMANDS = frozenset({"invoice", "open", "cancel"})
+ASKS_CIMPLIFY = frozenset({"invoice", "status", "cancel"})  # and the Refresh status button
 CIMPLIFY_ASKS = 30  # a merchant's commands that reach Cimplify, a minute
 MINUTE = timedelta(minutes=1)
 # What a merchant types when they mean a phone number, right or wrong: "+233 24…", "024-…".
@@ -63,6 +66,15 @@ class Command:
     is_merchant: bool
     name: str  # lower case, no slash: "invoice"
     args: tuple[str, ...] = ()
+    # A merchant's role (CONTRACT §7); a merchant without one is an owner.
+    role: MerchantRole | None = None
+
+    @property
+    def merchant(self) -> Merchant | None:
+        """The sender as a merchant, for bot/access.py; None for anyone else."""
+        if not self.is_merchant:
+            return None
+        return Merchant(issuer_id(self.chat.channel, self.sender), self.role or MerchantRole.OWNER)
 
 
 class Conversation:
@@ -75,6 +87,8 @@ class Conversation:
         on_queued: Callable[[], None],
         merchants_setting: Callable[[str], str],
         reach: CustomerReach | None = None,
+        cancelling: Cancelling | None = None,
+        voices: Voices | None = None,
     ) -> None:
         self._store = store
         self._invoices = invoices
@@ -83,6 +97,8 @@ class Conversation:
         self._on_queued = on_queued
         self._merchants_setting = merchants_setting  # channel -> the setting that lists merchants
         self._reach = reach or CustomerReach()
+        self._cancelling = cancelling  # None: /cancel is not offered (no Cimplify client)
+        self._voices = voices or Voices(Voice())
         # A stranger who keeps writing gets one answer a minute; a merchant's commands
         # that reach Cimplify are limited, so no chat can drive Cimplify's API hard.
         self._stranger_answers = PerKeyLimit(1, MINUTE, clock)
@@ -101,6 +117,7 @@ class Conversation:
             "invoice": self._invoice,
             "status": self._status if command.is_merchant else self._customer_status,
             "open": self._open,
+            "cancel": self._cancel,
             "start": self._start,
             "help": self._help,
         }.get(command.name, self._unknown if command.is_merchant else self._help)
@@ -163,11 +180,11 @@ class Conversation:
         if number and not _NUMBER_LIKE.fullmatch(number):
             # Not a number at all ("/invoice 1001 tomorrow"): the merchant still gets the
             # invoice, and the usage line for naming a customer.
-            await self._invoices.issue(order_id, command.chat)
+            await self._invoices.issue(order_id, command.chat, issuer=command.merchant)
             await self.reply(command.chat, f"{NOT_A_NUMBER} {render.INVOICE_FOR_CUSTOMER}")
             return
         customer = self._customer(number) if number else None
-        await self._invoices.issue(order_id, command.chat, customer)
+        await self._invoices.issue(order_id, command.chat, customer, command.merchant)
 
     def _customer(self, number: str) -> ChatRef:
         if not self._reach.whatsapp:
@@ -200,6 +217,9 @@ class Conversation:
         if link is None:
             await self.reply(command.chat, render.no_link(order_id))
             return
+        if not self._may_see(command, link):
+            await self._refuse(command, order_id)
+            return
         try:
             link = await self._current(link)
             stale = False
@@ -230,11 +250,37 @@ class Conversation:
         async with self._store.transaction() as tx:
             return await tx.links.get(link.id) or polled or link
 
+    def _may_see(self, command: Command, link: Link) -> bool:
+        merchant = command.merchant
+        return merchant is not None and may_see(merchant, link)
+
+    async def _refuse(self, command: Command, order_id: str) -> None:
+        """Another merchant's order, to a cashier: nothing of it is said."""
+        async with self._store.transaction() as tx:
+            voice = await self._voices.of(tx, command.chat)
+        await self.reply(command.chat, render_access.not_yours(voice, order_id))
+
+    async def _cancel(self, command: Command) -> None:
+        merchant = command.merchant
+        if self._cancelling is None or merchant is None:
+            await self._unknown(command)
+            return
+        if len(command.args) != 1:
+            async with self._store.transaction() as tx:
+                voice = await self._voices.of(tx, command.chat)
+            await self.reply(command.chat, render_access.cancel_usage(voice))
+            return
+        await self._cancelling.cancel(command.args[0], command.chat, merchant)
+
     async def _open(self, command: Command) -> None:
         now = self._clock()
+        merchant = command.merchant
+        issued_by = None if merchant is None else merchant.own_links_only
         async with self._store.transaction() as tx:
             links = [
-                link for link in await tx.links.subscribed_by(command.chat) if link.is_live(now)
+                link
+                for link in await tx.links.subscribed_by(command.chat, issued_by)
+                if link.is_live(now)
             ]
         await self.reply(command.chat, render.open_links(links, now))
 

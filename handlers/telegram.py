@@ -40,6 +40,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.access import merchant_role
 from bot.errors import ChatMoved, PermanentDelivery, RetryLater, TransientDelivery
 from bot.invoices import qr_png
 from bot.models import Button, ChatRef, InboxEntry, InboxItem, MessageKind, Role
@@ -58,6 +59,7 @@ MENU = [
     BotCommand("invoice", "Payment link and QR code for an order"),
     BotCommand("status", "Where an order's payment stands"),
     BotCommand("open", "Your links that are not paid yet"),
+    BotCommand("cancel", "Cancel an unpaid order and its link"),
     BotCommand("help", "What paybot can do"),
 ]
 
@@ -74,11 +76,13 @@ class TelegramChannel:
         conversation: Conversation,
         store_batch: StoreBatch,
         webhook: WebhookTarget | None = None,
+        cashiers: frozenset[int] = frozenset(),
     ) -> None:
         # PTB 22 warns on every time period read as int (RetryAfter's among them) unless
         # this opt-in to timedelta values is set; paybot reads either.
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         self._merchants = merchants
+        self._cashiers = cashiers  # of the merchants, those listed with :cashier
         self._conversation = conversation
         self.app = _build_application(token, api_base)
         for name in COMMANDS:
@@ -165,6 +169,7 @@ class TelegramChannel:
                 is_merchant=user.id in self._merchants,
                 name=name,
                 args=tuple(words[1:]),
+                role=merchant_role(user.id, self._merchants, self._cashiers),
             )
         )
 

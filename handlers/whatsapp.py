@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from twilio.request_validator import RequestValidator
 
+from bot.access import merchant_role
 from bot.config import Settings
 from bot.errors import StoreError
 from bot.inbox import Intake
@@ -195,6 +196,9 @@ class WhatsAppChannel:
             is_merchant=sender in self._settings.whatsapp_merchants,
             name=name,
             args=tuple(words[1:]),
+            role=merchant_role(
+                sender, self._settings.whatsapp_merchants, self._settings.whatsapp_cashiers
+            ),
         )
 
     async def aclose(self) -> None:

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.cancelling import Cancelling
 from bot.cimplify import CimplifyClient, WebhookVerifier
 from bot.config import Settings
 from bot.deliveries import Deliveries
 from bot.housekeeping import Housekeeping
+from bot.i18n import Voice, Voices
 from bot.inbox import Handler, InboxWorker, Intake, Leases
 from bot.invoices import Invoices
 from bot.models import utcnow
@@ -131,6 +133,8 @@ class Paybot:
         """The parts that do no I/O of their own until asked."""
         clock, policy = self.tuning.clock, self.tuning.poll_policy
         telemetry = self.telemetry
+        # The French helper replaces this construction (the chat's own language).
+        self.voices = Voices(Voice())
         self.intake = Intake(self.store, clock, self._stored, telemetry)
         self.payments = Payments(self.store, clock, self._queued, telemetry)
         self.deliveries = Deliveries(self.store, clock, self._queued)
@@ -146,8 +150,10 @@ class Paybot:
             self._queued_and_tracked,
             self.holder,
             self.tuning.leases.claim,
+            self.voices,
         )
         reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
+        self.cancelling = Cancelling(self.store, self.client, clock, self._queued, self.voices)
         self.conversation = Conversation(
             self.store,
             self.invoices,
@@ -156,6 +162,8 @@ class Paybot:
             self._queued,
             MERCHANT_SETTINGS.__getitem__,
             reach,
+            self.cancelling,
+            self.voices,
         )
         self.telegram = self._telegram_channel()
         self.whatsapp = self._whatsapp_channel()
@@ -251,6 +259,7 @@ class Paybot:
             self.conversation,
             self.intake.store_many,
             self._telegram_webhook(),
+            cashiers=self.settings.telegram_cashiers,
         )
 
     def _telegram_webhook(self) -> WebhookTarget | None:

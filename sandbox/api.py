@@ -24,6 +24,7 @@ from sandbox.ledger import (
     Ledger,
     LinkExpired,
     OrderNotPayable,
+    OrderPaid,
     PaymentInProgress,
     StoredReply,
 )
@@ -95,6 +96,7 @@ class CimplifyApi:
     def routes(self) -> list[Route]:
         return [
             Route("/v1/orders/{order_id}/payment-link", self.create_link, methods=["POST"]),
+            Route("/v1/orders/{order_id}/cancel", self.cancel_order, methods=["POST"]),
             Route("/v1/pay/orders/{token}", self.summary, methods=["GET"]),
             Route("/v1/pay/orders/{token}/status", self.status, methods=["GET"]),
             Route("/v1/pay/orders/{token}/init", self.init, methods=["POST"]),
@@ -121,6 +123,23 @@ class CimplifyApi:
                 return error(422, "idempotency_key_reused", "key was used for another order")
             return JSONResponse(stored.body, stored.status_code)
         return self._issue(order_id, key)
+
+    async def cancel_order(self, request: Request) -> Response:
+        """The Orders SDK's cancel: 200 for an open or cancelled order, 409 for a paid one."""
+        if not self._authorized(request):
+            return error(401, "unauthorized", "missing or wrong secret key")
+        order_id = request.path_params["order_id"]
+        if not ORDER_ID.fullmatch(order_id):
+            return error(404, "order_not_found", "no such order")
+        if await read_json_object(request) is None:
+            return error(400, "bad_request", "the body must be a JSON object")
+        try:
+            self._ledger.cancel_order(order_id)
+        except KeyError:
+            return error(404, "order_not_found", f"no order {order_id}")
+        except OrderPaid:
+            return error(409, "order_paid", f"order {order_id} is paid and cannot be cancelled")
+        return JSONResponse({"order_id": order_id, "status": "cancelled"})
 
     def _issue(self, order_id: str, key: str) -> Response:
         try:
@@ -181,6 +200,8 @@ class CimplifyApi:
             return error(410, "link_expired", "this payment link has expired", status="expired")
         except PaymentInProgress as exc:
             return error(409, "payment_in_progress", str(exc))
+        except OrderNotPayable as exc:
+            return error(409, "order_not_payable", str(exc))
         self._on_started(link)
         redirect = self._challenge_url(link) if attempt.method == "card" else None
         return JSONResponse(

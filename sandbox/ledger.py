@@ -14,11 +14,15 @@ from typing import Any
 
 from sandbox.records import Attempt, Link, LinkStatus, Order, OrderState
 
-_FINAL = (LinkStatus.PAID, LinkStatus.EXPIRED)
+_FINAL = (LinkStatus.PAID, LinkStatus.EXPIRED, LinkStatus.CANCELLED)
 
 
 class OrderNotPayable(Exception):
     """The order cannot take payment (cancelled): the API's 409."""
+
+
+class OrderPaid(Exception):
+    """A paid order cannot be cancelled: the cancel call's 409."""
 
 
 class LinkExpired(Exception):
@@ -109,6 +113,21 @@ class Ledger:
         self.links[token] = link
         return link
 
+    def cancel_order(self, order_id: str) -> Order:
+        """Cancel the order unless it is paid: every link of it not paid is `cancelled`
+        from now on. Cancelling a cancelled order changes nothing (a retry is safe).
+
+        KeyError for an unknown order, OrderPaid for a paid one.
+        """
+        order = self.order(order_id)
+        if order.state is OrderState.PAID:
+            raise OrderPaid(f"order {order_id!r} is paid")
+        order.state = OrderState.CANCELLED
+        for link in self.links_of(order_id):
+            if link.status is not LinkStatus.CANCELLED:
+                self.move(link.token, LinkStatus.CANCELLED)
+        return order
+
     def start_payment(
         self, token: str, reference_prefix: str, attempt: Attempt | None = None
     ) -> Link:
@@ -120,6 +139,8 @@ class Ledger:
         status = self.status(link)
         if status is LinkStatus.EXPIRED:
             raise LinkExpired(f"payment link {token!r} has expired")
+        if status is LinkStatus.CANCELLED:
+            raise OrderNotPayable(f"the order of payment link {token!r} is cancelled")
         if status not in (LinkStatus.PENDING, LinkStatus.FAILED):
             raise PaymentInProgress(f"payment link {token!r} is {status.value}")
         link.reference = f"{reference_prefix}-{secrets.randbelow(90_000_000) + 10_000_000}"

@@ -27,6 +27,7 @@ class LinkStatus(StrEnum):
     PAID = "paid"
     FAILED = "failed"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"  # its order was cancelled (POST /v1/orders/{id}/cancel)
 
 
 class OrderState(StrEnum):

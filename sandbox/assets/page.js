@@ -41,6 +41,8 @@ async function call(path, options = {}) {
   return { status: response.status, ok: response.ok, body };
 }
 
+const CANCELLED = "This order was cancelled: there is nothing to pay.";
+
 async function load() {
   show("loading");
   let answer;
@@ -52,6 +54,7 @@ async function load() {
   if (!answer.ok) return fail("Cimplify could not load this order just now.", load);
   const status = answer.body.status;
   if (status === "paid" && !reference) return show("already_paid");
+  if (status === "cancelled") return fail(CANCELLED, load);
   const account = await linkAccount();
   signedIn = account !== null;
   if (reference || status === "processing" || status === "awaiting_authorization") {
@@ -119,6 +122,7 @@ function follow(status) {
   if (status.status === "paid") return done(succeed);
   if (status.status === "failed") return done(() => fail("The payment was declined. No money was taken.", retryPayment));
   if (status.status === "expired") return done(() => fail("This payment link has expired: ask for a new one.", load));
+  if (status.status === "cancelled") return done(() => fail(CANCELLED, load));
   if (status.status === "awaiting_authorization") {
     $("authorize-instructions").textContent = instructions();
     show("awaiting_authorization");

@@ -16,14 +16,14 @@ from storage.postgres.statements import Statements
 INSERT_LINK = (
     "INSERT INTO links (id, order_id, token, url, expires_at, business_name, currency, total,"
     " line_items, status, created_at, status_changed_at, confirmed_at, reference, next_poll_at,"
-    " share_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14,"
-    " $15, COALESCE(NULLIF($16, ''),"
-    " left(encode(sha256(gen_random_uuid()::text::bytea), 'hex'), 24)))"
+    " share_code, issued_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12,"
+    " $13, $14, $15, COALESCE(NULLIF($16, ''),"
+    " left(encode(sha256(gen_random_uuid()::text::bytea), 'hex'), 24)), $17)"
 )
 _LINK_COLUMNS = (
     "links.id, order_id, token, url, expires_at, business_name, currency, total,"
     " line_items::text AS line_items, status, created_at, status_changed_at, confirmed_at,"
-    " reference, next_poll_at, share_code"
+    " reference, next_poll_at, share_code, issued_by"
 )
 _SELECT_LINKS = f"SELECT {_LINK_COLUMNS} FROM links"  # noqa: S608  constants only
 _RECORD_HISTORY = (
@@ -63,13 +63,15 @@ class PostgresLinks:
             " WHERE order_id = $1 ORDER BY created_at DESC, seq DESC LIMIT 1", order_id
         )
 
-    async def subscribed_by(self, chat: ChatRef) -> list[Link]:
+    async def subscribed_by(self, chat: ChatRef, issued_by: str | None = None) -> list[Link]:
         return await self._links(
             " JOIN subscriptions ON subscriptions.link_id = links.id"
             " WHERE subscriptions.channel = $1 AND subscriptions.chat_id = $2"
+            " AND ($3::text IS NULL OR links.issued_by = $3)"
             " ORDER BY links.created_at DESC, links.seq DESC",
             chat.channel,
             chat.chat_id,
+            issued_by,
         )
 
     async def move_status(

@@ -70,6 +70,7 @@ def link_args(link: Link) -> tuple[Any, ...]:
         link.reference,
         link.next_poll_at,
         link.share_code,
+        link.issued_by,
     )
 
 
@@ -90,6 +91,7 @@ def link_from(row: asyncpg.Record) -> Link:
         reference=row["reference"],
         next_poll_at=optional_utc(row["next_poll_at"]),
         share_code=row["share_code"],
+        issued_by=row["issued_by"],
     )
 
 

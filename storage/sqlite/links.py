@@ -52,12 +52,13 @@ class SqliteLinks(_LinkRows):
             (order_id,),
         )
 
-    async def subscribed_by(self, chat: ChatRef) -> list[Link]:
+    async def subscribed_by(self, chat: ChatRef, issued_by: str | None = None) -> list[Link]:
         return await self._links(
             "SELECT * FROM links WHERE id IN"
             " (SELECT link_id FROM subscriptions WHERE channel = ? AND chat_id = ?)"
+            " AND (? IS NULL OR issued_by = ?)"
             " ORDER BY created_at DESC, rowid DESC",
-            (chat.channel, chat.chat_id),
+            (chat.channel, chat.chat_id, issued_by, issued_by),
         )
 
     async def move_status(

@@ -35,8 +35,8 @@ from storage.json_columns import (
 INSERT_LINK = (
     "INSERT INTO links (id, order_id, token, url, expires_at, business_name, currency, total,"
     " line_items, status, created_at, status_changed_at, confirmed_at, reference, next_poll_at,"
-    " share_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " COALESCE(NULLIF(?, ''), lower(hex(randomblob(12)))))"
+    " share_code, issued_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " COALESCE(NULLIF(?, ''), lower(hex(randomblob(12)))), ?)"
 )
 
 
@@ -78,6 +78,7 @@ def link_params(link: Link) -> tuple[Any, ...]:
         link.reference,
         optional_time_text(link.next_poll_at),
         link.share_code,
+        link.issued_by,
     )
 
 
@@ -98,6 +99,7 @@ def link_from(row: sqlite3.Row) -> Link:
         reference=row["reference"],
         next_poll_at=optional_time_from(row["next_poll_at"]),
         share_code=row["share_code"],
+        issued_by=row["issued_by"],
     )
 
 
