@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 # A slow Cimplify must not hold up everyone else's commands.
 CONCURRENT_UPDATES = 64
-COMMANDS = ("invoice", "status", "open", "start", "help")
+COMMANDS = ("invoice", "status", "open", "cancel", "start", "help")
 MENU = [
     BotCommand("invoice", "Payment link and QR code for an order"),
     BotCommand("status", "Where an order's payment stands"),

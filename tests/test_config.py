@@ -417,3 +417,44 @@ def test_webhook_mode_needs_its_secret(no_dotenv: str) -> None:
 def test_a_webhook_secret_may_be_one_to_256_characters(webhook_secret: str, no_dotenv: str) -> None:
     settings = load({**TELEGRAM_WEBHOOK, "TELEGRAM_WEBHOOK_SECRET": webhook_secret}, no_dotenv)
     assert settings.telegram_webhook_secret == Secret(webhook_secret)
+
+
+def test_merchant_roles_by_suffix_and_no_suffix_is_an_owner(no_dotenv: str) -> None:
+    env = {
+        "TELEGRAM_MERCHANTS": "111, 222:cashier, 333:owner, 444:Cashier",
+        "WHATSAPP_MERCHANTS": "+233241234567:cashier, +14155550100",
+    }
+    settings = load(env, no_dotenv)
+
+    assert settings.telegram_merchants == frozenset({111, 222, 333, 444})
+    assert settings.telegram_cashiers == frozenset({222, 444})
+    assert settings.whatsapp_merchants == frozenset({"+233241234567", "+14155550100"})
+    assert settings.whatsapp_cashiers == frozenset({"+233241234567"})
+
+
+def test_merchants_without_suffixes_are_all_owners(no_dotenv: str) -> None:
+    env = {"TELEGRAM_MERCHANTS": "111,222", "WHATSAPP_MERCHANTS": "+14155550100"}
+    settings = load(env, no_dotenv)
+    assert settings.telegram_cashiers == frozenset()
+    assert settings.whatsapp_cashiers == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TELEGRAM_MERCHANTS", "111, 222:manager"),
+        ("TELEGRAM_MERCHANTS", "111:"),
+        ("TELEGRAM_MERCHANTS", "111:cashier:owner"),
+        ("TELEGRAM_MERCHANTS", "111:owner, 111:cashier"),
+        ("TELEGRAM_MERCHANTS", "abc:cashier"),
+        ("WHATSAPP_MERCHANTS", "+233241234567:boss"),
+        ("WHATSAPP_MERCHANTS", "0241234567:cashier"),
+    ],
+)
+def test_a_bad_role_suffix_stops_the_start_naming_the_setting(
+    no_dotenv: str, name: str, value: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load({name: value}, no_dotenv)
+    assert raised.value.setting == name
+    assert str(raised.value).startswith(f"{name}: ")
