@@ -293,9 +293,7 @@ class Reports(Protocol):
     None means every link.
     """
 
-    async def day(
-        self, start: datetime, now: datetime, issued_by: str | None = None
-    ) -> DayCounts:
+    async def day(self, start: datetime, now: datetime, issued_by: str | None = None) -> DayCounts:
         """Links issued in [start, now), paid in it (sums by currency), open at `now`
         (unpaid, not expired), and expired in it unpaid."""
 

@@ -60,6 +60,8 @@ HELP = (
     "/invoice <order_id> <phone> - the same, also sent to the customer on WhatsApp\n"
     "/status <order_id> - where the order's payment stands\n"
     "/open - your links that are not paid yet\n"
+    "/today - today's links: issued, paid, open, expired\n"
+    "/export [days] - a CSV file of your links of the last 7 (or [days]) days\n"
     "/help - this message"
 )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import render
+from bot.day import MerchantDay
 from bot.errors import (
     ChannelOff,
     CimplifyUnavailable,
@@ -37,7 +38,7 @@ from bot.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
-MERCHANT_COMMANDS = frozenset({"invoice", "open"})
+MERCHANT_COMMANDS = frozenset({"invoice", "open", "today", "export"})
 ASKS_CIMPLIFY = frozenset({"invoice", "status"})  # and the Refresh status button
 CIMPLIFY_ASKS = 30  # a merchant's commands that reach Cimplify, a minute
 MINUTE = timedelta(minutes=1)
@@ -75,8 +76,10 @@ class Conversation:
         on_queued: Callable[[], None],
         merchants_setting: Callable[[str], str],
         reach: CustomerReach | None = None,
+        day: MerchantDay | None = None,
     ) -> None:
         self._store = store
+        self._day = day  # /today and /export; None: answered as unknown commands
         self._invoices = invoices
         self._tracker = tracker
         self._clock = clock
@@ -103,6 +106,8 @@ class Conversation:
             "open": self._open,
             "start": self._start,
             "help": self._help,
+            "today": self._today,
+            "export": self._export,
         }.get(command.name, self._unknown if command.is_merchant else self._help)
         try:
             await handler(command)
@@ -237,6 +242,20 @@ class Conversation:
                 link for link in await tx.links.subscribed_by(command.chat) if link.is_live(now)
             ]
         await self.reply(command.chat, render.open_links(links, now))
+
+    async def _today(self, command: Command) -> None:
+        if self._day is None:
+            await self._unknown(command)
+            return
+        # TODO(access): a cashier's /today covers their own links (issued_by).
+        await self._day.today(command.chat)
+
+    async def _export(self, command: Command) -> None:
+        if self._day is None:
+            await self._unknown(command)
+            return
+        # TODO(access): a cashier's /export covers their own links (issued_by).
+        await self._day.export(command.chat, command.args)
 
     async def _help(self, command: Command) -> None:
         if command.is_merchant:

@@ -20,8 +20,10 @@ from typing import Any
 
 from bot.cimplify import CimplifyClient, WebhookVerifier
 from bot.config import Settings
+from bot.day import DailyDigest, MerchantDay
 from bot.deliveries import Deliveries
 from bot.housekeeping import Housekeeping
+from bot.i18n import Voice, Voices
 from bot.inbox import Handler, InboxWorker, Intake, Leases
 from bot.invoices import Invoices
 from bot.models import utcnow
@@ -60,6 +62,7 @@ class Tuning:
     cimplify_timeout: float = 10.0
     messengers: Mapping[str, Messenger] = field(default_factory=dict)
     leases: Leases = field(default_factory=Leases)
+    digest_every: float = 30.0  # seconds between looks at whether the daily digest is due
 
 
 class Paybot:
@@ -99,6 +102,7 @@ class Paybot:
             self.whatsapp,
             self.readiness,
             self.meter,
+            self.tuning.clock,
         )
         await self._listen()
         # Channels close after the outbox stops (exits run in reverse order): it sends with them.
@@ -112,6 +116,7 @@ class Paybot:
             tracker=self.tracker.run(),
             inbox=self.inbox.run(),
             housekeeping=self.housekeeping.run(),
+            digest=self.digest.run(),
             roles=self.roles.run(),
             wakeups=self.store.watch(self._woken),
         )
@@ -148,6 +153,18 @@ class Paybot:
             self.tuning.leases.claim,
         )
         reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
+        zone = self.settings.timezone
+        self.voices = Voices(Voice(zone=zone))
+        self.day = MerchantDay(self.store, clock, self.voices, zone, self._queued)
+        self.digest = DailyDigest(
+            self.store,
+            clock,
+            self.voices,
+            zone,
+            self.settings.digest_at,
+            self._queued,
+            self.tuning.digest_every,
+        )
         self.conversation = Conversation(
             self.store,
             self.invoices,
@@ -156,6 +173,7 @@ class Paybot:
             self._queued,
             MERCHANT_SETTINGS.__getitem__,
             reach,
+            self.day,
         )
         self.telegram = self._telegram_channel()
         self.whatsapp = self._whatsapp_channel()

@@ -103,6 +103,7 @@ class SqliteExports(SqliteStatements):
 
     async def forget_expired(self, now: datetime, limit: int) -> int:
         return await self._change(
-            "DELETE FROM exports WHERE id IN (SELECT id FROM exports WHERE expires_at <= ? LIMIT ?)",
+            "DELETE FROM exports WHERE id IN"
+            " (SELECT id FROM exports WHERE expires_at <= ? LIMIT ?)",
             (time_text(now), limit),
         )
