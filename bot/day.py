@@ -123,6 +123,11 @@ class DailyDigest:
         # time until the next day. What is sent is decided in the store.
         self._done: date | None = None
 
+    @property
+    def done_for(self) -> date | None:
+        """The last local day whose digests this process has looked at and queued."""
+        return self._done
+
     async def run(self) -> None:
         if self._at is None:
             return  # PAYBOT_DIGEST_AT=off
