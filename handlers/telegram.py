@@ -259,7 +259,7 @@ class TelegramMessenger:
             raise PermanentDelivery("the export has expired before it could be sent")
         sent = await self._channel.app.bot.send_document(
             chat_id,
-            document=InputFile(export.content, filename=export.filename, attach=True),
+            document=InputFile(export.content, filename=export.filename),
             caption=delivery.message.text,
         )
         return str(sent.message_id)

@@ -354,12 +354,16 @@ class FakeBotApi:
 
     async def _api_senddocument(self, call: ApiCall) -> Json:
         caption = _checked_content("caption", call.params.get("caption"))
-        document = call.files.get("document")
+        field = "document"
+        reference = call.params.get("document")
+        if isinstance(reference, str) and reference.startswith("attach://"):
+            field = reference.removeprefix("attach://")
+        document = call.files.get(field)
         if document is None:  # paybot uploads its files; URLs and file_ids are not faked
             raise BotApiError(400, "Bad Request: there is no document in the request")
         answer = self._store(call.params, caption=caption)
         self.sent[-1].document = document
-        self.sent[-1].document_name = call.filenames.get("document")
+        self.sent[-1].document_name = call.filenames.get(field)
         return answer
 
     async def _api_editmessagetext(self, call: ApiCall) -> Json:
