@@ -129,8 +129,7 @@ class DailyDigest:
         return self._done
 
     async def run(self) -> None:
-        if self._at is None:
-            return  # PAYBOT_DIGEST_AT=off
+        """Until cancelled; started only when PAYBOT_DIGEST_AT is a time."""
         while True:
             try:
                 await self.send_due()

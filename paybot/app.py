@@ -111,14 +111,17 @@ class Paybot:
         if self.telegram is not None:
             self._stack.push_async_callback(self.telegram.close)
         await self._take_roles()
+        # The digest's loop runs only when PAYBOT_DIGEST_AT is a time: readiness counts
+        # every loop that has ended as a fault.
+        digest = {"digest": self.digest.run()} if self.settings.digest_at is not None else {}
         self._run_in_background(
             outbox=self.outbox.run(),
             tracker=self.tracker.run(),
             inbox=self.inbox.run(),
             housekeeping=self.housekeeping.run(),
-            digest=self.digest.run(),
             roles=self.roles.run(),
             wakeups=self.store.watch(self._woken),
+            **digest,
         )
         # At stop, in this order: no more input (webhooks, getUpdates), then what is stored
         # and due is handled, then due messages go out, then the roles are given up for
