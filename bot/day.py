@@ -69,26 +69,32 @@ class MerchantDay:
     ) -> None:
         """The CSV of the links issued in the last `days` local days, today included."""
         days = export_days(args)
+        if days is None:
+            async with self._store.transaction() as tx:
+                voice = await self._voices.of(tx, chat)
+                usage = Outgoing(chat, MessageKind.TEXT, render_day.export_usage(voice))
+                await tx.outbox.enqueue([usage], self._clock())
+            self._on_queued()
+            return
         now = self._clock()
         today = local_day(now, self._zone)
+        since = today - timedelta(days=days - 1)
         async with self._store.transaction() as tx:
+            links = await tx.reports.issued_between(day_start(since, self._zone), now, issued_by)
+        # Written between the two transactions: a year of links takes a while, and SQLite's
+        # one writer should not wait for it.
+        export = ExportFile(
+            id=secrets.token_urlsafe(24),  # the media URL's only secret: 192 bits
+            filename=f"paybot-links-{since.isoformat()}-to-{today.isoformat()}.csv",
+            content=export_csv(links, self._zone),
+            created_at=now,
+            expires_at=now + EXPORT_KEPT,
+        )
+        async with self._store.transaction() as tx:
+            await tx.exports.add(export)
             voice = await self._voices.of(tx, chat)
-            if days is None:
-                answer = Outgoing(chat, MessageKind.TEXT, render_day.export_usage(voice))
-            else:
-                since = today - timedelta(days=days - 1)
-                start = day_start(since, self._zone)
-                links = await tx.reports.issued_between(start, now, issued_by)
-                export = ExportFile(
-                    id=secrets.token_urlsafe(24),  # the media URL's only secret: 192 bits
-                    filename=f"paybot-links-{since.isoformat()}-to-{today.isoformat()}.csv",
-                    content=export_csv(links, self._zone),
-                    created_at=now,
-                    expires_at=now + EXPORT_KEPT,
-                )
-                await tx.exports.add(export)
-                text = render_day.export_caption(voice, since, len(links))
-                answer = Outgoing(chat, MessageKind.TEXT, text, attachment=export.id)
+            text = render_day.export_caption(voice, since, len(links))
+            answer = Outgoing(chat, MessageKind.TEXT, text, attachment=export.id)
             await tx.outbox.enqueue([answer], now)
         self._on_queued()
 
