@@ -14,15 +14,17 @@ import ipaddress
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import time, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
+from bot.config_day import time_of_day_or_off, time_zone
 from bot.config_readers import (
     Secret,
     cashiers,
@@ -97,6 +99,9 @@ class Settings:
     # the others are owners.
     telegram_cashiers: frozenset[int] = frozenset()
     whatsapp_cashiers: frozenset[str] = frozenset()
+    # The merchants' zone: times in chats, their day for /today, the digest and /export.
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    digest_at: time | None = time(20, 0)  # local time of the daily digest; None: off
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> Settings:
@@ -132,6 +137,8 @@ class Settings:
             log_level=_log_level(env),
             log_format=_log_format(env),
             retention=duration(env, "PAYBOT_RETENTION", "30d"),
+            timezone=time_zone(env, "PAYBOT_TIMEZONE", "UTC"),
+            digest_at=time_of_day_or_off(env, "PAYBOT_DIGEST_AT", "20:00"),
         )
 
     @property

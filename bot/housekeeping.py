@@ -2,8 +2,9 @@
 
 Handled inputs, sent (or dropped) messages and old status history are deleted in
 small batches, one short transaction each, so no other work waits long behind
-them; it runs at start and then every hour. Inputs set aside (they kept failing)
-are kept for someone to look at; links and their subscriptions are kept.
+them; it runs at start and then every hour. /export files go once they expire (a
+day). Inputs set aside (they kept failing) are kept for someone to look at; links
+and their subscriptions are kept.
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ class Housekeeping:
             "handled inputs": lambda tx: tx.inbox.forget_finished(before, BATCH),
             "sent messages": lambda tx: tx.outbox.forget_done(before, BATCH),
             "status changes": lambda tx: tx.links.forget_history(before, BATCH),
+            # An export is kept for a day, not for the retention: its URL stops then.
+            "expired exports": lambda tx: tx.exports.forget_expired(self._clock(), BATCH),
         }
         total = 0
         for name, forget in kinds.items():
             gone = await self._in_batches(forget)
             if gone:
-                log.info("housekeeping: %d %s older than %s forgotten", gone, name, self._retention)
+                log.info("housekeeping: %d %s forgotten", gone, name)
             total += gone
         return total
 

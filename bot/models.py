@@ -6,6 +6,7 @@ Money is `Decimal` built from strings, times are aware UTC datetimes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -241,6 +242,9 @@ class Outgoing:
     text: str
     link_id: str | None = None  # INVOICE and CAPTION: which link
     buttons: tuple[Button, ...] = ()
+    # TEXT only: the id of an `ExportFile` sent with the text (a Telegram document, a
+    # WhatsApp media URL), the text its caption.
+    attachment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -338,3 +342,35 @@ class StoredEvent:
     event: WebhookEvent
     received_at: datetime
     applied_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DayCounts:
+    """A merchant's day (`/today`, the digest): links issued in it, paid in it (with the
+    sums, one a currency), still open now, and expired in it."""
+
+    issued: int
+    paid: int
+    paid_sums: tuple[Money, ...]  # by currency code
+    open: int
+    expired: int
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A file made by `/export`, kept in the store so any instance can serve it until
+    `expires_at`; `id` is unguessable (it is the WhatsApp media URL's only secret)."""
+
+    id: str
+    filename: str
+    content: bytes
+    created_at: datetime
+    expires_at: datetime
+
+
+def sums_by_currency(amounts: Iterable[Money]) -> tuple[Money, ...]:
+    """One total a currency, in Decimal, ordered by currency code."""
+    sums: dict[str, Decimal] = {}
+    for money in amounts:
+        sums[money.currency] = sums.get(money.currency, Decimal(0)) + money.amount
+    return tuple(Money(sums[code], code) for code in sorted(sums))

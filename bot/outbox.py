@@ -44,7 +44,16 @@ from bot.errors import (
     TransientDelivery,
 )
 from bot.inbox import Leases
-from bot.models import ChatRef, Link, MessageKind, Outgoing, QueuedMessage, Role, Subscription
+from bot.models import (
+    ChatRef,
+    ExportFile,
+    Link,
+    MessageKind,
+    Outgoing,
+    QueuedMessage,
+    Role,
+    Subscription,
+)
 from bot.pacing import PacedWindow
 from bot.ports import Store, Tx
 from bot.telemetry import Telemetry
@@ -71,6 +80,8 @@ class Delivery:
     link: Link | None  # INVOICE: the link whose QR to draw
     message_id: str | None  # CAPTION: the chat's invoice message to edit
     role: Role | None = None  # the chat's role for the link, when it has one
+    # The file the message carries (`Outgoing.attachment`); None when it has expired.
+    attachment: ExportFile | None = None
 
 
 class Messenger(Protocol):
@@ -253,6 +264,10 @@ class Outbox:
 
     async def _delivery(self, queued: QueuedMessage) -> Delivery | None:
         message = queued.message
+        if message.attachment is not None:
+            async with self._store.transaction() as tx:
+                export = await tx.exports.get(message.attachment, self._clock())
+            return Delivery(message, None, None, attachment=export)
         if message.link_id is None:
             return Delivery(message, None, None)
         async with self._store.transaction() as tx:

@@ -32,12 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from bot.models import (
     ChatRef,
+    DayCounts,
     DeliveryStatus,
+    ExportFile,
     InboxEntry,
     InboxItem,
     Link,
@@ -285,6 +287,46 @@ class Roles(Protocol):
         """Give up `holder`'s claim on the role; another holder's is left alone."""
 
 
+class Reports(Protocol):
+    """What merchants ask of their links as a whole: the day's counts, the export.
+
+    `issued_by` ("<channel>:<sender id>") keeps to the links one merchant issued;
+    None means every link.
+    """
+
+    async def day(self, start: datetime, now: datetime, issued_by: str | None = None) -> DayCounts:
+        """Links issued in [start, now), paid in it (sums by currency), open at `now`
+        (unpaid, not expired), and expired in it unpaid."""
+
+    async def issued_between(
+        self, start: datetime, end: datetime, issued_by: str | None = None
+    ) -> list[tuple[Link, datetime | None]]:
+        """Links issued in [start, end), oldest first, each with when it was paid."""
+
+    async def merchant_chats(self, start: datetime, end: datetime) -> list[ChatRef]:
+        """The merchant chats (subscriptions as Role.MERCHANT) of links issued in [start, end)."""
+
+
+class Digests(Protocol):
+    """Which chats have had their digest of which day."""
+
+    async def mark_sent(self, chat: ChatRef, day: date, at: datetime) -> bool:
+        """Record the chat's digest of `day`; True only for the one call that recorded
+        it, which then queues the digest in the same transaction."""
+
+
+class Exports(Protocol):
+    """/export files, served by their unguessable id until they expire."""
+
+    async def add(self, export: ExportFile) -> None: ...
+
+    async def get(self, export_id: str, now: datetime) -> ExportFile | None:
+        """The file, unless unknown or expired by `now`."""
+
+    async def forget_expired(self, now: datetime, limit: int) -> int:
+        """Delete at most `limit` files expired by `now`; how many."""
+
+
 class Tx(Protocol):
     """One transaction: the repositories, all on it. Nothing commits on its own."""
 
@@ -308,6 +350,15 @@ class Tx(Protocol):
 
     @property
     def roles(self) -> Roles: ...
+
+    @property
+    def reports(self) -> Reports: ...
+
+    @property
+    def digests(self) -> Digests: ...
+
+    @property
+    def exports(self) -> Exports: ...
 
 
 class Store(Protocol):

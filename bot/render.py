@@ -61,6 +61,8 @@ HELP = (
     "/status <order_id> - where the order's payment stands\n"
     "/open - your links that are not paid yet\n"
     "/cancel <order_id> - cancel an unpaid order and its link\n"
+    "/today - today's links: issued, paid, open, expired\n"
+    "/export [days] - a CSV file of your links of the last 7 (or [days]) days\n"
     "/help - this message"
 )
 

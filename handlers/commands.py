@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from bot import render, render_access
 from bot.access import Merchant, MerchantRole, issuer_id, may_see
 from bot.cancelling import Cancelling
+from bot.day import MerchantDay
 from bot.errors import (
     ChannelOff,
     CimplifyUnavailable,
@@ -40,7 +41,7 @@ from bot.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
-MERCHANT_COMMANDS = frozenset({"invoice", "open", "cancel"})
+MERCHANT_COMMANDS = frozenset({"invoice", "open", "cancel", "today", "export"})
 ASKS_CIMPLIFY = frozenset({"invoice", "status", "cancel"})  # and the Refresh status button
 CIMPLIFY_ASKS = 30  # a merchant's commands that reach Cimplify, a minute
 MINUTE = timedelta(minutes=1)
@@ -89,8 +90,10 @@ class Conversation:
         reach: CustomerReach | None = None,
         cancelling: Cancelling | None = None,
         voices: Voices | None = None,
+        day: MerchantDay | None = None,
     ) -> None:
         self._store = store
+        self._day = day  # /today and /export; None: answered as unknown commands
         self._invoices = invoices
         self._tracker = tracker
         self._clock = clock
@@ -120,6 +123,8 @@ class Conversation:
             "cancel": self._cancel,
             "start": self._start,
             "help": self._help,
+            "today": self._today,
+            "export": self._export,
         }.get(command.name, self._unknown if command.is_merchant else self._help)
         try:
             await handler(command)
@@ -284,6 +289,18 @@ class Conversation:
             ]
         await self.reply(command.chat, render.open_links(links, now))
 
+    async def _today(self, command: Command) -> None:
+        if self._day is None:
+            await self._unknown(command)
+            return
+        await self._day.today(command.chat, _own_links_only(command))
+
+    async def _export(self, command: Command) -> None:
+        if self._day is None:
+            await self._unknown(command)
+            return
+        await self._day.export(command.chat, command.args, _own_links_only(command))
+
     async def _help(self, command: Command) -> None:
         if command.is_merchant:
             await self.reply(command.chat, render.HELP)
@@ -294,6 +311,13 @@ class Conversation:
 
     async def _unknown(self, command: Command) -> None:
         await self.reply(command.chat, render.unknown_command())
+
+
+def _own_links_only(command: Command) -> str | None:
+    """The `issued_by` filter of a merchant's command: a cashier's own links, or all."""
+    merchant = command.merchant
+    assert merchant is not None  # MERCHANT_COMMANDS reach their handlers from merchants only
+    return merchant.own_links_only
 
 
 def _opens_a_share_link(command: Command) -> bool:

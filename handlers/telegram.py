@@ -20,6 +20,7 @@ from telegram import (
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     Message,
     Update,
 )
@@ -54,12 +55,14 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 # A slow Cimplify must not hold up everyone else's commands.
 CONCURRENT_UPDATES = 64
-COMMANDS = ("invoice", "status", "open", "cancel", "start", "help")
+COMMANDS = ("invoice", "status", "open", "cancel", "start", "help", "today", "export")
 MENU = [
     BotCommand("invoice", "Payment link and QR code for an order"),
     BotCommand("status", "Where an order's payment stands"),
     BotCommand("open", "Your links that are not paid yet"),
     BotCommand("cancel", "Cancel an unpaid order and its link"),
+    BotCommand("today", "Today's links: issued, paid, open, expired"),
+    BotCommand("export", "A CSV file of your links, for a spreadsheet"),
     BotCommand("help", "What paybot can do"),
 ]
 
@@ -250,7 +253,20 @@ class TelegramMessenger:
                 reply_markup=markup,
             )
             return None
+        if message.attachment is not None:
+            return await self._send_document(delivery, chat_id)
         sent = await bot.send_message(chat_id, message.text, reply_markup=markup)
+        return str(sent.message_id)
+
+    async def _send_document(self, delivery: Delivery, chat_id: int) -> str:
+        export = delivery.attachment
+        if export is None:
+            raise PermanentDelivery("the export has expired before it could be sent")
+        sent = await self._channel.app.bot.send_document(
+            chat_id,
+            document=InputFile(export.content, filename=export.filename),
+            caption=delivery.message.text,
+        )
         return str(sent.message_id)
 
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,7 +23,7 @@ from bot.cimplify import WebhookVerifier
 from bot.errors import InvalidWebhook, StoreError, StoreRejected
 from bot.inbox import Intake
 from bot.invoices import qr_png
-from bot.models import InboxEntry
+from bot.models import InboxEntry, utcnow
 from bot.payments import event_entry
 from bot.ports import Store
 from bot.readiness import Readiness
@@ -30,10 +31,12 @@ from handlers.metrics import CONTENT_TYPE_LATEST, PrometheusMeter
 from handlers.serving import read_body
 from handlers.telegram import TelegramChannel
 from handlers.whatsapp import WhatsAppChannel
+from handlers.whatsapp_send import EXPORTS_PATH
 
 log = logging.getLogger(__name__)
 
 _LINK_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_EXPORT_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -47,8 +50,10 @@ class WebRoutes:
         whatsapp: WhatsAppChannel | None = None,
         readiness: Readiness | None = None,
         meter: PrometheusMeter | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._readiness = readiness
         self._meter = meter or PrometheusMeter()
         self._verifier = verifier
@@ -64,6 +69,7 @@ class WebRoutes:
                 self._webhook("/webhooks/twilio", "twilio", self.twilio_inbound),
                 self._webhook("/webhooks/twilio/status", "twilio", self.twilio_status),
                 Route("/qr/{name}", self.qr_image, methods=["GET"]),
+                Route(EXPORTS_PATH + "/{name}", self.export_file, methods=["GET"]),
                 Route("/healthz", self.health, methods=["GET"]),
                 Route("/readyz", self.ready, methods=["GET"]),
                 Route("/metrics", self.metrics, methods=["GET"]),
@@ -154,6 +160,28 @@ class WebRoutes:
             qr_png(link.url),
             media_type="image/png",
             headers={"Cache-Control": "private, max-age=3600"},
+        )
+
+    async def export_file(self, request: Request) -> Response:
+        """An /export file, for WhatsApp's media fetch: by its unguessable id, for a day."""
+        name = request.path_params["name"]
+        export_id = name.removesuffix(".csv")
+        if not name.endswith(".csv") or not _EXPORT_ID.fullmatch(export_id):
+            return _error(404, "no such file")
+        async with self._store.transaction() as tx:
+            export = await tx.exports.get(export_id, self._clock())
+        if export is None:
+            return _error(404, "no such file")
+        return Response(
+            export.content,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{export.filename}"',
+                # The id is the only key: no cache on the way may keep the file.
+                "Cache-Control": "private, no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
         )
 
     async def health(self, request: Request) -> Response:

@@ -43,6 +43,7 @@ from bot.ports import Store
 log = logging.getLogger(__name__)
 
 STATUS_PATH = "/webhooks/twilio/status"
+EXPORTS_PATH = "/exports"  # GET /exports/{id}.csv: an /export file (handlers/web.py)
 WINDOW = timedelta(hours=24)  # WhatsApp's customer-service window
 BODY_LIMIT = 1600  # Twilio's limit for one message's Body
 MAX_RETRY_AFTER = 600.0
@@ -108,6 +109,13 @@ class WhatsAppMessenger:
     def _free_form(self, delivery: Delivery) -> dict[str, str]:
         message = delivery.message
         fields = {"Body": _clipped(message.text)}
+        if message.attachment is not None:
+            if delivery.attachment is None:
+                raise PermanentDelivery("the export has expired before it could be sent")
+            # The file as WhatsApp media, and its URL in the text too, for a phone that
+            # does not open a CSV itself. Served by handlers/web.py for a day.
+            url = f"{self._settings.public_url}{EXPORTS_PATH}/{message.attachment}.csv"
+            fields = {"Body": _clipped(f"{message.text}\n{url}"), "MediaUrl": url}
         if message.kind is MessageKind.INVOICE:
             link = _link_of(delivery)
             fields["MediaUrl"] = f"{self._settings.public_url}/qr/{link.id}.png"

@@ -18,15 +18,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.access import issuer_id
 from bot.cancelling import Cancelling
 from bot.cimplify import CimplifyClient, WebhookVerifier
 from bot.config import Settings
+from bot.day import DailyDigest, MerchantDay
 from bot.deliveries import Deliveries
 from bot.housekeeping import Housekeeping
 from bot.i18n import Voice, Voices
 from bot.inbox import Handler, InboxWorker, Intake, Leases
 from bot.invoices import Invoices
-from bot.models import utcnow
+from bot.models import ChatRef, utcnow
 from bot.outbox import Messenger, Outbox
 from bot.payments import CIMPLIFY_EVENT, Payments
 from bot.readiness import Readiness
@@ -62,6 +64,7 @@ class Tuning:
     cimplify_timeout: float = 10.0
     messengers: Mapping[str, Messenger] = field(default_factory=dict)
     leases: Leases = field(default_factory=Leases)
+    digest_every: float = 30.0  # seconds between looks at whether the daily digest is due
 
 
 class Paybot:
@@ -101,6 +104,7 @@ class Paybot:
             self.whatsapp,
             self.readiness,
             self.meter,
+            self.tuning.clock,
         )
         await self._listen()
         # Channels close after the outbox stops (exits run in reverse order): it sends with them.
@@ -109,6 +113,9 @@ class Paybot:
         if self.telegram is not None:
             self._stack.push_async_callback(self.telegram.close)
         await self._take_roles()
+        # The digest's loop runs only when PAYBOT_DIGEST_AT is a time: readiness counts
+        # every loop that has ended as a fault.
+        digest = {"digest": self.digest.run()} if self.settings.digest_at is not None else {}
         self._run_in_background(
             outbox=self.outbox.run(),
             tracker=self.tracker.run(),
@@ -116,6 +123,7 @@ class Paybot:
             housekeeping=self.housekeeping.run(),
             roles=self.roles.run(),
             wakeups=self.store.watch(self._woken),
+            **digest,
         )
         # At stop, in this order: no more input (webhooks, getUpdates), then what is stored
         # and due is handled, then due messages go out, then the roles are given up for
@@ -129,12 +137,21 @@ class Paybot:
             await self.telegram.start()
         log.info("paybot is up: %s", self.http.url)
 
+    def _digest_scope(self, chat: ChatRef) -> str | None:
+        """The `issued_by` filter of a merchant chat's digest: a cashier's own chat (its id
+        is theirs, on both channels) covers the links they issued; any other, every link."""
+        settings = self.settings
+        cashiers: set[str] = {str(user) for user in settings.telegram_cashiers}
+        if chat.channel == "whatsapp":
+            cashiers = set(settings.whatsapp_cashiers)
+        return issuer_id(chat.channel, chat.chat_id) if chat.chat_id in cashiers else None
+
     def _build_core(self) -> None:
         """The parts that do no I/O of their own until asked."""
         clock, policy = self.tuning.clock, self.tuning.poll_policy
         telemetry = self.telemetry
         # The French helper replaces this construction (the chat's own language).
-        self.voices = Voices(Voice())
+        self.voices = Voices(Voice(zone=self.settings.timezone))
         self.intake = Intake(self.store, clock, self._stored, telemetry)
         self.payments = Payments(self.store, clock, self._queued, telemetry)
         self.deliveries = Deliveries(self.store, clock, self._queued)
@@ -154,6 +171,18 @@ class Paybot:
         )
         reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
         self.cancelling = Cancelling(self.store, self.client, clock, self._queued, self.voices)
+        zone = self.settings.timezone
+        self.day = MerchantDay(self.store, clock, self.voices, zone, self._queued)
+        self.digest = DailyDigest(
+            self.store,
+            clock,
+            self.voices,
+            zone,
+            self.settings.digest_at,
+            self._queued,
+            self.tuning.digest_every,
+            self._digest_scope,
+        )
         self.conversation = Conversation(
             self.store,
             self.invoices,
@@ -164,6 +193,7 @@ class Paybot:
             reach,
             self.cancelling,
             self.voices,
+            self.day,
         )
         self.telegram = self._telegram_channel()
         self.whatsapp = self._whatsapp_channel()

@@ -20,12 +20,12 @@ INSERT_LINK = (
     " $13, $14, $15, COALESCE(NULLIF($16, ''),"
     " left(encode(sha256(gen_random_uuid()::text::bytea), 'hex'), 24)), $17)"
 )
-_LINK_COLUMNS = (
+LINK_COLUMNS = (
     "links.id, order_id, token, url, expires_at, business_name, currency, total,"
     " line_items::text AS line_items, status, created_at, status_changed_at, confirmed_at,"
     " reference, next_poll_at, share_code, issued_by"
 )
-_SELECT_LINKS = f"SELECT {_LINK_COLUMNS} FROM links"  # noqa: S608  constants only
+_SELECT_LINKS = f"SELECT {LINK_COLUMNS} FROM links"  # noqa: S608  constants only
 _RECORD_HISTORY = (
     "INSERT INTO status_history (link_id, status, at, reference) VALUES ($1, $2, $3, $4)"
 )
@@ -145,11 +145,11 @@ class PostgresLinks:
 # CTE alone, the planner may hash every link, tracked or long done, to find them.
 CLAIM_MOVING_FIRST = f"""
 WITH moving AS (
-    SELECT {_LINK_COLUMNS}, 0 AS rank FROM links
+    SELECT {LINK_COLUMNS}, 0 AS rank FROM links
     WHERE next_poll_at <= $1 AND status IN ('processing', 'awaiting_authorization')
     ORDER BY next_poll_at LIMIT $2 FOR UPDATE SKIP LOCKED
 ), others AS (
-    SELECT {_LINK_COLUMNS}, 1 AS rank FROM links
+    SELECT {LINK_COLUMNS}, 1 AS rank FROM links
     WHERE next_poll_at <= $1 AND status NOT IN ('processing', 'awaiting_authorization')
     ORDER BY next_poll_at LIMIT greatest($2 - (SELECT count(*) FROM moving), 0)
     FOR UPDATE SKIP LOCKED
@@ -159,7 +159,7 @@ WHERE links.id = ANY(ARRAY(SELECT id FROM due)) AND links.id = due.id RETURNING 
 """  # noqa: S608  constants only
 CLAIM_SOONEST = f"""
 WITH due AS (
-    SELECT {_LINK_COLUMNS}, 0 AS rank FROM links WHERE next_poll_at <= $1
+    SELECT {LINK_COLUMNS}, 0 AS rank FROM links WHERE next_poll_at <= $1
     ORDER BY next_poll_at LIMIT $2 FOR UPDATE SKIP LOCKED
 )
 UPDATE links SET next_poll_at = $3 FROM due

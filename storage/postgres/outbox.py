@@ -29,13 +29,14 @@ WITH lanes AS (
     SELECT m.*,
         row_number() OVER (PARTITION BY channel, chat_id ORDER BY n) AS place,
         count(*) OVER (PARTITION BY channel, chat_id) AS queued
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-        WITH ORDINALITY AS m (channel, chat_id, kind, text, link_id, buttons, n)
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+        $8::text[]) WITH ORDINALITY AS m (channel, chat_id, kind, text, link_id, buttons,
+        attachment, n)
 )
 INSERT INTO outbox (channel, chat_id, lane_seq, kind, text, link_id, buttons,
-    created_at, next_attempt_at)
+    created_at, next_attempt_at, attachment)
 SELECT m.channel, m.chat_id, lanes.last_seq - m.queued + m.place, m.kind, m.text, m.link_id,
-    m.buttons::jsonb, $7, $7
+    m.buttons::jsonb, $7, $7, m.attachment
 FROM messages AS m JOIN lanes USING (channel, chat_id) ORDER BY m.n
 RETURNING id, channel, chat_id, lane_seq
 """
@@ -77,7 +78,7 @@ CLAIM_HEADS = f"""{_HEADS}, picked AS (
 )
 UPDATE outbox SET claimed_by = $4, claimed_until = $5 FROM picked WHERE outbox.id = picked.id
 RETURNING outbox.id, channel, chat_id, kind, text, link_id, buttons::text AS buttons,
-    created_at, attempts, next_attempt_at
+    created_at, attempts, next_attempt_at, attachment
 """  # noqa: S608  constants only
 # But when many chats wait, most unsent messages are heads: a claim first walks the
 # oldest $6 unsent messages (outbox_unsent_by_id), each checked to be its chat's head
@@ -103,7 +104,7 @@ WITH walked AS (
 )
 UPDATE outbox SET claimed_by = $4, claimed_until = $5 FROM picked WHERE outbox.id = picked.id
 RETURNING outbox.id, channel, chat_id, kind, text, link_id, buttons::text AS buttons,
-    created_at, attempts, next_attempt_at
+    created_at, attempts, next_attempt_at, attachment
 """  # noqa: S608  constants only
 # Unsent messages walked beyond the limit: claimed heads and the messages queued
 # behind them, passed over while sends are in flight.
@@ -144,6 +145,7 @@ class PostgresOutbox(PostgresReceipts):
             [m.link_id for m in messages],
             [buttons_json(m.buttons) for m in messages],
             at,
+            [m.attachment for m in messages],
         )
         rows = [(r["channel"], r["chat_id"], r["lane_seq"], r["id"]) for r in found]
         return _ids_in_order(messages, rows)

@@ -45,7 +45,7 @@ UPDATE outbox SET delivery_status = $3, delivery_status_at = $4
 WHERE id = (SELECT max(id) FROM outbox WHERE channel = $1 AND remote_id = $2)
     AND (delivery_status IS NULL OR delivery_status = ANY($5::text[]))
 RETURNING id, channel, chat_id, kind, text, link_id, buttons::text AS buttons,
-    created_at, attempts, next_attempt_at
+    created_at, attempts, next_attempt_at, attachment
 """
 # Moved, or else kept (the highest one) when no message carries the id yet. $6:
 # every status, lowest rank first.

@@ -102,6 +102,7 @@ def queued_message_from(row: asyncpg.Record) -> QueuedMessage:
         text=row["text"],
         link_id=row["link_id"],
         buttons=buttons_from(row["buttons"]),
+        attachment=row["attachment"],
     )
     return QueuedMessage(
         id=row["id"],

@@ -23,6 +23,7 @@ from storage.postgres.links import PostgresLinks, PostgresPollSchedule
 from storage.postgres.migrate import migrate
 from storage.postgres.outbox import PostgresOutbox
 from storage.postgres.pool import create_pool
+from storage.postgres.reports import PostgresDigests, PostgresExports, PostgresReports
 from storage.postgres.roles import PostgresRoles
 from storage.postgres.statements import Statements
 
@@ -45,6 +46,9 @@ class PostgresTx:
         self._inbox = PostgresInbox(statements)
         self._contacts = PostgresContacts(statements)
         self._roles = PostgresRoles(statements)
+        self._reports = PostgresReports(statements)
+        self._digests = PostgresDigests(statements)
+        self._exports = PostgresExports(statements)
 
     @property
     def links(self) -> PostgresLinks:
@@ -73,6 +77,18 @@ class PostgresTx:
     @property
     def roles(self) -> PostgresRoles:
         return self._roles
+
+    @property
+    def reports(self) -> PostgresReports:
+        return self._reports
+
+    @property
+    def digests(self) -> PostgresDigests:
+        return self._digests
+
+    @property
+    def exports(self) -> PostgresExports:
+        return self._exports
 
 
 class PostgresStore:

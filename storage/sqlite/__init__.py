@@ -22,6 +22,7 @@ from storage.sqlite.inbox import SqliteContacts, SqliteInbox
 from storage.sqlite.links import SqliteLinks, SqlitePolls, SqliteSubscriptions
 from storage.sqlite.migrate import migrate, write_transaction
 from storage.sqlite.outbox import SqliteOutbox
+from storage.sqlite.reports import SqliteDigests, SqliteExports, SqliteReports
 from storage.sqlite.roles import SqliteRoles
 from storage.sqlite.statements import store_error
 from storage.sqlite.turns import WriterTurns
@@ -114,3 +115,6 @@ class SqliteTx:
         self.inbox = SqliteInbox(db)
         self.contacts = SqliteContacts(db)
         self.roles = SqliteRoles(db)
+        self.reports = SqliteReports(db)
+        self.digests = SqliteDigests(db)
+        self.exports = SqliteExports(db)

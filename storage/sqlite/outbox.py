@@ -36,7 +36,7 @@ class SqliteOutbox(SqliteStatements):
         for message in messages:
             cursor = await self._db.execute(
                 "INSERT INTO outbox (channel, chat_id, kind, text, link_id, buttons,"
-                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, next_attempt_at, attachment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows.outgoing_params(message, at),
             )
             assert cursor.lastrowid is not None  # an INSERT always sets it

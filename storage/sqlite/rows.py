@@ -105,7 +105,7 @@ def link_from(row: sqlite3.Row) -> Link:
 
 def outgoing_params(message: Outgoing, at: datetime) -> tuple[Any, ...]:
     """Values for an outbox row: channel, chat_id, kind, text, link_id, buttons,
-    created_at and next_attempt_at (due at once)."""
+    created_at and next_attempt_at (due at once), attachment."""
     when = time_text(at)
     return (
         message.chat.channel,
@@ -116,6 +116,7 @@ def outgoing_params(message: Outgoing, at: datetime) -> tuple[Any, ...]:
         buttons_json(message.buttons),
         when,
         when,
+        message.attachment,
     )
 
 
@@ -126,6 +127,7 @@ def queued_message_from(row: sqlite3.Row) -> QueuedMessage:
         text=row["text"],
         link_id=row["link_id"],
         buttons=buttons_from(row["buttons"]),
+        attachment=row["attachment"],
     )
     return QueuedMessage(
         id=row["id"],

@@ -52,6 +52,7 @@ class ApiCall:
     method: str
     params: dict[str, Any]
     files: dict[str, bytes]
+    filenames: dict[str, str] = field(default_factory=dict)  # multipart field -> file name
     at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
@@ -65,6 +66,8 @@ class SentMessage:
     reply_markup: dict[str, Any] | None
     edits: list[str] = field(default_factory=list)
     file_id: str | None = None  # set for photo messages, also those sent by URL or file_id
+    document: bytes | None = None  # sendDocument's file, as uploaded
+    document_name: str | None = None  # and its file name
     at: float = field(default_factory=time.monotonic)  # when it was accepted
 
 
@@ -349,6 +352,20 @@ class FakeBotApi:
             raise BotApiError(400, "Bad Request: there is no photo in the request")
         return self._store(call.params, caption=caption, photo=photo, is_photo=True)
 
+    async def _api_senddocument(self, call: ApiCall) -> Json:
+        caption = _checked_content("caption", call.params.get("caption"))
+        field = "document"
+        reference = call.params.get("document")
+        if isinstance(reference, str) and reference.startswith("attach://"):
+            field = reference.removeprefix("attach://")
+        document = call.files.get(field)
+        if document is None:  # paybot uploads its files; URLs and file_ids are not faked
+            raise BotApiError(400, "Bad Request: there is no document in the request")
+        answer = self._store(call.params, caption=caption)
+        self.sent[-1].document = document
+        self.sent[-1].document_name = call.filenames.get(field)
+        return answer
+
     async def _api_editmessagetext(self, call: ApiCall) -> Json:
         return self._edit(call.params, "text")
 
@@ -477,22 +494,24 @@ def _markup(params: Json) -> dict[str, Any] | None:
     return markup
 
 
-async def _read_params(request: Request) -> tuple[Json, dict[str, bytes]]:
-    """Decode form, multipart or JSON bodies the way the Bot API accepts them."""
+async def _read_params(request: Request) -> tuple[Json, dict[str, bytes], dict[str, str]]:
+    """Decode form, multipart or JSON bodies the way the Bot API accepts them: the
+    parameters, the files uploaded and their file names."""
     body, content_type = await request.body(), request.headers.get("content-type", "")
     fields: dict[str, str] = dict(request.query_params)
     files: dict[str, bytes] = {}
+    names: dict[str, str] = {}
     if content_type.startswith("application/json") and body:
         decoded = json.loads(body)
         if not isinstance(decoded, dict):
             raise BotApiError(400, "Bad Request: the JSON body must be an object")
-        return {**fields, **decoded}, files
+        return {**fields, **decoded}, files, names
     if content_type.startswith("multipart/form-data"):
-        more, files = _parse_multipart(body, content_type)
+        more, files, names = _parse_multipart(body, content_type)
         fields |= more
     elif body:
         fields |= dict(parse_qsl(body.decode(), keep_blank_values=True))
-    return {key: _decode_field(key, value) for key, value in fields.items()}, files
+    return {key: _decode_field(key, value) for key, value in fields.items()}, files, names
 
 
 def _decode_field(key: str, value: str) -> Any:
@@ -505,20 +524,25 @@ def _decode_field(key: str, value: str) -> Any:
         return value
 
 
-def _parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], dict[str, bytes]]:
+def _parse_multipart(
+    body: bytes, content_type: str
+) -> tuple[dict[str, str], dict[str, bytes], dict[str, str]]:
     # Hand-rolled because Starlette's form parser needs python-multipart, which paybot lacks.
     boundary = re.search(r'boundary="?([^";]+)"?', content_type)
     if boundary is None:
         raise BotApiError(400, "Bad Request: multipart boundary missing")
     fields: dict[str, str] = {}
     files: dict[str, bytes] = {}
+    names: dict[str, str] = {}
     for part in body.split(b"--" + boundary.group(1).encode())[1:-1]:
         head, _, content = part.removeprefix(b"\r\n").removesuffix(b"\r\n").partition(b"\r\n\r\n")
         name = re.search(rb';\s*name="([^"]*)"', head)
         if name is None:
             continue
-        if re.search(rb';\s*filename="', head):
+        filename = re.search(rb';\s*filename="([^"]*)"', head)
+        if filename is not None:
             files[name.group(1).decode()] = content
+            names[name.group(1).decode()] = filename.group(1).decode()
         else:
             fields[name.group(1).decode()] = content.decode()
-    return fields, files
+    return fields, files, names

@@ -1,0 +1,60 @@
+-- The merchant's day: when each link was paid, the daily digest sent once a chat a
+-- day, and the /export files that a WhatsApp media URL serves for a day.
+
+-- When the link became paid. Whichever statement makes a link paid (a poll's
+-- move_status, a webhook's confirm, a link stored already paid), these triggers
+-- keep the moment, so the day's report and the export need no status history
+-- (which housekeeping forgets). A move to paid sets status_changed_at; a
+-- confirmation from another status sets only confirmed_at.
+ALTER TABLE links ADD COLUMN paid_at TEXT;
+
+UPDATE links SET paid_at = COALESCE(
+    (SELECT MIN(at) FROM status_history AS h
+     WHERE h.link_id = links.id AND (h.status = 'paid' OR h.status IS NULL)),
+    confirmed_at, status_changed_at)
+WHERE status = 'paid';
+
+CREATE TRIGGER links_paid_on_insert AFTER INSERT ON links
+    WHEN NEW.status = 'paid' AND NEW.paid_at IS NULL
+BEGIN
+    UPDATE links SET paid_at = COALESCE(NEW.confirmed_at, NEW.status_changed_at)
+    WHERE id = NEW.id;
+END;
+
+CREATE TRIGGER links_paid_on_update AFTER UPDATE OF status, confirmed_at ON links
+    WHEN NEW.status = 'paid' AND NEW.paid_at IS NULL
+BEGIN
+    UPDATE links SET paid_at = CASE
+        WHEN OLD.status <> 'paid' AND NEW.status_changed_at <> OLD.status_changed_at
+            THEN NEW.status_changed_at
+        ELSE COALESCE(NEW.confirmed_at, NEW.status_changed_at) END
+    WHERE id = NEW.id;
+END;
+
+CREATE INDEX links_by_created ON links (created_at);
+CREATE INDEX links_by_paid ON links (paid_at) WHERE paid_at IS NOT NULL;
+
+-- A digest is sent to a chat once for its local day: the row is inserted in the
+-- transaction that queues the digest, and only the insert that took a row queues it.
+CREATE TABLE digests (
+    channel TEXT NOT NULL CHECK (channel <> ''),
+    chat_id TEXT NOT NULL CHECK (chat_id <> ''),
+    day     TEXT NOT NULL CHECK (length(day) = 10),  -- YYYY-MM-DD in PAYBOT_TIMEZONE
+    sent_at TEXT NOT NULL,
+    PRIMARY KEY (channel, chat_id, day)
+) WITHOUT ROWID;
+
+-- /export files, kept whole so that any instance can serve one (the WhatsApp media
+-- URL) until it expires; housekeeping deletes them after.
+CREATE TABLE exports (
+    id         TEXT PRIMARY KEY NOT NULL CHECK (length(id) >= 16),
+    filename   TEXT NOT NULL,
+    content    BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX exports_by_expiry ON exports (expires_at);
+
+-- A message may carry an export as its file (a Telegram document, a WhatsApp media URL).
+ALTER TABLE outbox ADD COLUMN attachment TEXT;
