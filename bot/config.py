@@ -14,10 +14,11 @@ import ipaddress
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 from standardwebhooks import Webhook
@@ -26,16 +27,19 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError
 from bot.config_readers import (
     Secret,
     check_visible,
+    choice,
     content_sid,
     duration,
     optional_url,
     phone_numbers,
     region,
     secret,
+    time_zone,
     url,
     user_ids,
 )
 from bot.errors import ConfigError
+from bot.i18n import LANGUAGES
 
 __all__ = ["Secret", "Settings"]
 
@@ -92,6 +96,10 @@ class Settings:
     # "polling" (getUpdates) or "webhook" (Telegram posts to /webhooks/telegram).
     telegram_mode: str = "polling"
     telegram_webhook_secret: Secret | None = None  # set whenever telegram_mode is "webhook"
+    # The chats' language until a chat picks its own with /lang (bot/i18n.py).
+    language: str = "en"
+    # Where the merchants are: every time a chat sees is in this zone (CONTRACT §3).
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> Settings:
@@ -125,6 +133,8 @@ class Settings:
             log_level=_log_level(env),
             log_format=_log_format(env),
             retention=duration(env, "PAYBOT_RETENTION", "30d"),
+            language=choice(env, "PAYBOT_LANGUAGE", LANGUAGES, "en"),
+            timezone=time_zone(env, "PAYBOT_TIMEZONE", "UTC"),
         )
 
     @property

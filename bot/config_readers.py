@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
@@ -155,3 +156,21 @@ def duration(env: Mapping[str, str], name: str, default: str) -> timedelta:
     if found is None or int(found[1]) == 0:
         raise ConfigError(name, "expected a whole number above 0 and s, m, h or d, like 30d")
     return timedelta(**{_UNIT[found[2]]: int(found[1])})
+
+
+def choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of `allowed`, in any case."""
+    raw = env.get(name, default)
+    if raw.strip().lower() not in allowed:
+        raise ConfigError(name, f"expected one of {', '.join(allowed)}, got {raw!r}")
+    return raw.strip().lower()
+
+
+def time_zone(env: Mapping[str, str], name: str, default: str) -> ZoneInfo:
+    """An IANA zone the system knows (`Africa/Accra`)."""
+    raw = env.get(name, "").strip() or default
+    try:
+        return ZoneInfo(raw)
+    except (ValueError, ZoneInfoNotFoundError):  # ValueError: "", "/etc", "../x"
+        problem = f"expected an IANA time zone such as Africa/Accra or UTC, got {raw!r}"
+        raise ConfigError(name, problem) from None

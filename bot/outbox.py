@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 from collections.abc import Callable, Mapping
@@ -43,6 +44,7 @@ from bot.errors import (
     StoreUnavailable,
     TransientDelivery,
 )
+from bot.i18n import ENGLISH_VOICES, Voices
 from bot.inbox import Leases
 from bot.models import ChatRef, Link, MessageKind, Outgoing, QueuedMessage, Role, Subscription
 from bot.pacing import PacedWindow
@@ -95,9 +97,11 @@ class Outbox:
         holder: str = "outbox",
         leases: Leases | None = None,
         telemetry: Telemetry | None = None,
+        voices: Voices | None = None,
     ) -> None:
         self._store = store
         self._messengers = messengers
+        self._voices = voices or ENGLISH_VOICES
         self._telemetry = telemetry or Telemetry()
         self._clock = clock
         self._gap = timedelta(seconds=per_chat_gap)
@@ -291,7 +295,7 @@ class Outbox:
             if message.kind is MessageKind.INVOICE and sent_id and message.link_id:
                 await tx.subscriptions.set_message_id(message.link_id, message.chat, sent_id)
             if early is not None:  # the channel's receipt came before this record
-                await announce_receipt(tx, message, early, now)
+                await announce_receipt(tx, message, early, now, self._voices)
 
     async def _retry(
         self, queued: QueuedMessage, wait: timedelta, error: str, pause: bool = False
@@ -340,14 +344,16 @@ class Outbox:
             if link is not None and tell and message.kind is not MessageKind.CAPTION:
                 # Said once, and never about a merchant's own lost message to themselves.
                 if not any(s.chat == message.chat for s in await _merchants(tx, link.id)):
-                    text = render.message_lost(link, message.chat)
-                    await tell_merchants(tx, link, text, now)
+                    lost = functools.partial(render.message_lost, link, message.chat)
+                    await tell_merchants(tx, link, lost, now, self._voices)
             elif link is not None and message.kind is MessageKind.INVOICE:
                 subs = await tx.subscriptions.for_link(link.id)
                 if any(s.chat == message.chat and s.role is Role.CUSTOMER for s in subs):
                     # A customer we cannot reach: the merchant forwards the link instead.
-                    text = render.customer_unreachable(link, message.chat, error)
-                    await tell_merchants(tx, link, text, now)
+                    unreachable = functools.partial(
+                        render.customer_unreachable, link, message.chat, error
+                    )
+                    await tell_merchants(tx, link, unreachable, now, self._voices)
         self.wake()
 
     async def flush(self, grace: float = FLUSH_GRACE) -> None:

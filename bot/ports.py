@@ -284,6 +284,16 @@ class Roles(Protocol):
         """Give up `holder`'s claim on the role; another holder's is left alone."""
 
 
+class ChatSettings(Protocol):
+    """What a chat chose for itself: its language (`/lang`), kept across restarts."""
+
+    async def language_of(self, chat: ChatRef) -> str | None:
+        """The chat's own language, or None when it never chose one."""
+
+    async def set_language(self, chat: ChatRef, language: str) -> None:
+        """From now on the chat speaks `language` (a later choice replaces it)."""
+
+
 class Tx(Protocol):
     """One transaction: the repositories, all on it. Nothing commits on its own."""
 
@@ -307,6 +317,9 @@ class Tx(Protocol):
 
     @property
     def roles(self) -> Roles: ...
+
+    @property
+    def chat_settings(self) -> ChatSettings: ...
 
 
 class Store(Protocol):

@@ -40,7 +40,15 @@ from telegram.ext import (
     filters,
 )
 
-from bot.errors import ChatMoved, PermanentDelivery, RetryLater, TransientDelivery
+from bot import render
+from bot.errors import (
+    ChatMoved,
+    PermanentDelivery,
+    RetryLater,
+    StoreError,
+    TransientDelivery,
+)
+from bot.i18n import LANGUAGES, Voice, Voices
 from bot.invoices import qr_png
 from bot.models import Button, ChatRef, InboxEntry, InboxItem, MessageKind, Role
 from bot.outbox import Delivery
@@ -53,13 +61,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 # A slow Cimplify must not hold up everyone else's commands.
 CONCURRENT_UPDATES = 64
-COMMANDS = ("invoice", "status", "open", "start", "help")
-MENU = [
-    BotCommand("invoice", "Payment link and QR code for an order"),
-    BotCommand("status", "Where an order's payment stands"),
-    BotCommand("open", "Your links that are not paid yet"),
-    BotCommand("help", "What paybot can do"),
-]
+COMMANDS = ("invoice", "status", "open", "start", "help", "lang")
 
 
 class TelegramChannel:
@@ -94,13 +96,29 @@ class TelegramChannel:
         await self.app.initialize()
         await self.app.start()
         try:
-            await self.app.bot.set_my_commands(MENU)
+            await self._set_menus()
         except TelegramError as error:  # a menu is a nicety; polling matters
             log.warning("telegram: could not set the command menu: %s", error)
         if self.webhook is not None:
             await self.webhook.register()
         if self.polling is not None:
             await self.polling.start()
+
+    async def _set_menus(self) -> None:
+        """The command menu in the default language, and in each language for users whose
+        Telegram is set to it (the menu is the user's, not the chat's)."""
+        voices = self._conversation.voices
+        await self.app.bot.set_my_commands(_menu(voices.default))
+        for language in LANGUAGES:
+            menu = _menu(voices.speaking(language))
+            await self.app.bot.set_my_commands(menu, language_code=language)
+
+    @property
+    def voices(self) -> Voices:
+        return self._conversation.voices
+
+    async def voice_of(self, chat: ChatRef) -> Voice:
+        return await self._conversation.voice_of(chat)
 
     async def stop_receiving(self) -> None:
         """No more updates; the bot can still send (the outbox may be finishing)."""
@@ -178,6 +196,10 @@ class TelegramChannel:
         await query.answer(answer[:200])
 
 
+def _menu(voice: Voice) -> list[BotCommand]:
+    return [BotCommand(name, words) for name, words in render.command_menu(voice)]
+
+
 def _build_application(token: str, api_base: str) -> Application:  # type: ignore[type-arg]
     return (
         Application.builder()
@@ -196,7 +218,7 @@ class TelegramMessenger:
     def __init__(self, channel: TelegramChannel) -> None:
         self._channel = channel
 
-    def _caption(self, delivery: Delivery) -> str:
+    async def _caption(self, delivery: Delivery) -> str:
         """The invoice caption; a merchant's also carries the link to give the customer."""
         link, text = delivery.link, delivery.message.text
         if link is None or delivery.role is not Role.MERCHANT or not link.share_code:
@@ -204,7 +226,11 @@ class TelegramMessenger:
         if link.confirmed_at is not None or link.status.is_final:
             return text
         share = f"https://t.me/{self._channel.app.bot.username}?start={link.share_code}"
-        return f"{text}\n\nFor the customer on Telegram: {share}"
+        try:
+            voice = await self._channel.voice_of(delivery.message.chat)
+        except StoreError:  # the store is down: the line in the default language, still sent
+            voice = self._channel.voices.default
+        return f"{text}\n\n{render.for_the_customer_on_telegram(share, voice)}"
 
     async def deliver(self, delivery: Delivery) -> str | None:
         try:
@@ -233,7 +259,7 @@ class TelegramMessenger:
             sent = await bot.send_photo(
                 chat_id,
                 photo=qr_png(delivery.link.url),
-                caption=self._caption(delivery),
+                caption=await self._caption(delivery),
                 reply_markup=markup,
             )
             return str(sent.message_id)
@@ -241,7 +267,7 @@ class TelegramMessenger:
             await bot.edit_message_caption(
                 chat_id=chat_id,
                 message_id=int(delivery.message_id or 0),
-                caption=self._caption(delivery),
+                caption=await self._caption(delivery),
                 reply_markup=markup,
             )
             return None

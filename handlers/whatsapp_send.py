@@ -36,6 +36,7 @@ import httpx
 from bot import render
 from bot.config import Settings
 from bot.errors import ChannelOff, PermanentDelivery, RetryLater, TransientDelivery
+from bot.i18n import ENGLISH_VOICES, Voice, Voices
 from bot.models import ChatRef, Link, MessageKind
 from bot.outbox import Delivery
 from bot.ports import Store
@@ -73,8 +74,10 @@ class WhatsAppMessenger:
         store: Store,
         http: httpx.AsyncClient,
         clock: Callable[[], datetime],
+        voices: Voices = ENGLISH_VOICES,
     ) -> None:
         sid, token, sender = twilio_account(settings)
+        self._voices = voices
         self._settings = settings
         self._store = store
         self._http = http
@@ -88,10 +91,8 @@ class WhatsAppMessenger:
         message = delivery.message
         if message.kind is MessageKind.CAPTION:
             return None  # WhatsApp cannot edit; status changes arrive as new messages anyway
-        if await self._in_window(message.chat):
-            content = self._free_form(delivery)
-        else:
-            content = self._template(delivery)
+        in_window, voice = await self._reach(message.chat)
+        content = self._free_form(delivery) if in_window else self._template(delivery, voice)
         fields = {
             "From": self._sender,
             "To": f"whatsapp:{message.chat.chat_id}",
@@ -100,10 +101,12 @@ class WhatsAppMessenger:
         }
         return _message_sid(await self._post(fields))
 
-    async def _in_window(self, chat: ChatRef) -> bool:
+    async def _reach(self, chat: ChatRef) -> tuple[bool, Voice]:
+        """Whether the chat is in its 24-hour window, and its voice (for a template's values)."""
         async with self._store.transaction() as tx:
             last = await tx.contacts.last_inbound_at(chat)
-        return last is not None and self._clock() - last < WINDOW
+            voice = await self._voices.of(tx, chat)
+        return last is not None and self._clock() - last < WINDOW, voice
 
     def _free_form(self, delivery: Delivery) -> dict[str, str]:
         message = delivery.message
@@ -113,7 +116,7 @@ class WhatsAppMessenger:
             fields["MediaUrl"] = f"{self._settings.public_url}/qr/{link.id}.png"
         return fields
 
-    def _template(self, delivery: Delivery) -> dict[str, str]:
+    def _template(self, delivery: Delivery, voice: Voice) -> dict[str, str]:
         message = delivery.message
         sid: str | None = None  # an answer or notice about no link: no template says it
         fill = _status_variables
@@ -123,7 +126,7 @@ class WhatsAppMessenger:
             sid = self._settings.twilio_status_content_sid
         if sid is None:
             raise PermanentDelivery(NO_TEMPLATE)
-        variables = json.dumps(fill(_link_of(delivery)), ensure_ascii=False)
+        variables = json.dumps(fill(_link_of(delivery), voice), ensure_ascii=False)
         return {"ContentSid": sid, "ContentVariables": variables}
 
     async def _post(self, fields: dict[str, str]) -> httpx.Response:
@@ -145,18 +148,18 @@ def _link_of(delivery: Delivery) -> Link:
     return delivery.link
 
 
-def _invoice_variables(link: Link) -> dict[str, str]:
+def _invoice_variables(link: Link, voice: Voice) -> dict[str, str]:
     values = (
         render.plain_name(link.business_name),
         link.order_id,
-        render.money(link.total),
+        render.money(link.total, voice),
         link.url,
     )
     return {str(n): _variable(value) for n, value in enumerate(values, start=1)}
 
 
-def _status_variables(link: Link) -> dict[str, str]:
-    return {"1": _variable(link.order_id), "2": _variable(link.status_words)}
+def _status_variables(link: Link, voice: Voice) -> dict[str, str]:
+    return {"1": _variable(link.order_id), "2": _variable(render.status_words(link, voice))}
 
 
 def _variable(value: str) -> str:

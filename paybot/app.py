@@ -22,6 +22,7 @@ from bot.cimplify import CimplifyClient, WebhookVerifier
 from bot.config import Settings
 from bot.deliveries import Deliveries
 from bot.housekeeping import Housekeeping
+from bot.i18n import Voice, Voices
 from bot.inbox import Handler, InboxWorker, Intake, Leases
 from bot.invoices import Invoices
 from bot.models import utcnow
@@ -132,8 +133,11 @@ class Paybot:
         clock, policy = self.tuning.clock, self.tuning.poll_policy
         telemetry = self.telemetry
         self.intake = Intake(self.store, clock, self._stored, telemetry)
-        self.payments = Payments(self.store, clock, self._queued, telemetry)
-        self.deliveries = Deliveries(self.store, clock, self._queued)
+        # Each chat's language (PAYBOT_LANGUAGE until it picks one), in PAYBOT_TIMEZONE.
+        self.voices = Voices(Voice(self.settings.language, self.settings.timezone))
+        voices = self.voices
+        self.payments = Payments(self.store, clock, self._queued, telemetry, voices)
+        self.deliveries = Deliveries(self.store, clock, self._queued, voices)
         rate = self.settings.poll_rate
         self.tracker = Tracker(
             self.store, self.client, self.payments, clock, rate, policy, telemetry
@@ -146,6 +150,7 @@ class Paybot:
             self._queued_and_tracked,
             self.holder,
             self.tuning.leases.claim,
+            voices,
         )
         reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
         self.conversation = Conversation(
@@ -156,6 +161,7 @@ class Paybot:
             self._queued,
             MERCHANT_SETTINGS.__getitem__,
             reach,
+            voices,
         )
         self.telegram = self._telegram_channel()
         self.whatsapp = self._whatsapp_channel()
@@ -168,6 +174,7 @@ class Paybot:
             self.holder,
             self.tuning.leases,
             telemetry,
+            voices,
         )
         self.readiness = Readiness(self.store, clock, self.holder, lambda: self.background)
         self._stack.push_async_callback(self.readiness.close)

@@ -86,6 +86,7 @@ class Demo:
             paybot.outbox.wake,
             MERCHANT_SETTINGS.__getitem__,
             reach,
+            paybot.voices,
         )
 
     async def say(self, line: str, step_delay: float) -> None:

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, suppress
 import asyncpg
 
 from bot.errors import StoreError, StoreUnavailable
+from storage.postgres.chat_settings import PostgresChatSettings
 from storage.postgres.chats import PostgresContacts, PostgresSubscriptions
 from storage.postgres.driver_errors import translated_errors
 from storage.postgres.inbox import PostgresInbox
@@ -45,6 +46,7 @@ class PostgresTx:
         self._inbox = PostgresInbox(statements)
         self._contacts = PostgresContacts(statements)
         self._roles = PostgresRoles(statements)
+        self._chat_settings = PostgresChatSettings(statements)
 
     @property
     def links(self) -> PostgresLinks:
@@ -73,6 +75,10 @@ class PostgresTx:
     @property
     def roles(self) -> PostgresRoles:
         return self._roles
+
+    @property
+    def chat_settings(self) -> PostgresChatSettings:
+        return self._chat_settings
 
 
 class PostgresStore:
