@@ -321,6 +321,7 @@ class Outbox:
         log.warning("outbox: %s moved to %s; its subscriptions and messages follow", old, new)
         async with self._store.transaction() as tx:
             await tx.subscriptions.move_chat(old, new)
+            await tx.chat_settings.move_chat(old, new)
             waiting = await tx.outbox.unsent_for(old)
             await tx.outbox.enqueue([replace(q.message, chat=new) for q in waiting], now)
             for moved in waiting:

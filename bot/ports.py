@@ -293,6 +293,10 @@ class ChatSettings(Protocol):
     async def set_language(self, chat: ChatRef, language: str) -> None:
         """From now on the chat speaks `language` (a later choice replaces it)."""
 
+    async def move_chat(self, old: ChatRef, new: ChatRef) -> None:
+        """The chat has a new id on its channel (a Telegram group became a supergroup):
+        its choice goes with it, unless the new id has made one of its own."""
+
 
 class Tx(Protocol):
     """One transaction: the repositories, all on it. Nothing commits on its own."""

@@ -28,3 +28,14 @@ class PostgresChatSettings:
             chat.chat_id,
             language,
         )
+
+    async def move_chat(self, old: ChatRef, new: ChatRef) -> None:
+        await self._sql.change(
+            "UPDATE chat_settings SET channel = $1, chat_id = $2"
+            " WHERE channel = $3 AND chat_id = $4"
+            " AND NOT EXISTS (SELECT 1 FROM chat_settings WHERE channel = $1 AND chat_id = $2)",
+            new.channel,
+            new.chat_id,
+            old.channel,
+            old.chat_id,
+        )

@@ -20,3 +20,10 @@ class SqliteChatSettings(SqliteStatements):
             " ON CONFLICT (channel, chat_id) DO UPDATE SET language = excluded.language",
             (chat.channel, chat.chat_id, language),
         )
+
+    async def move_chat(self, old: ChatRef, new: ChatRef) -> None:
+        await self._change(
+            "UPDATE chat_settings SET channel = ?, chat_id = ? WHERE channel = ? AND chat_id = ?"
+            " AND NOT EXISTS (SELECT 1 FROM chat_settings WHERE channel = ? AND chat_id = ?)",
+            (new.channel, new.chat_id, old.channel, old.chat_id, new.channel, new.chat_id),
+        )

@@ -39,3 +39,16 @@ async def test_a_choice_in_a_transaction_that_fails_is_not_kept(store: Store) ->
         pass
     async with store.transaction() as tx:
         assert await tx.chat_settings.language_of(ALICE) is None
+
+
+async def test_a_moved_chat_keeps_its_language_unless_the_new_id_chose_one(store: Store) -> None:
+    moved, chosen = ChatRef("telegram", "-100300"), ChatRef("telegram", "-100400")
+    async with store.transaction() as tx:
+        await tx.chat_settings.set_language(ALICE, "fr")
+        await tx.chat_settings.set_language(BOB, "fr")
+        await tx.chat_settings.set_language(chosen, "en")
+        await tx.chat_settings.move_chat(ALICE, moved)
+        await tx.chat_settings.move_chat(BOB, chosen)
+    async with store.transaction() as tx:
+        found = [await tx.chat_settings.language_of(c) for c in (ALICE, moved, chosen)]
+    assert found == [None, "fr", "en"]
