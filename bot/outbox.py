@@ -44,7 +44,7 @@ from bot.errors import (
     StoreUnavailable,
     TransientDelivery,
 )
-from bot.i18n import ENGLISH_VOICES, Voices
+from bot.i18n import ENGLISH_VOICE, ENGLISH_VOICES, Voice, Voices
 from bot.inbox import Leases
 from bot.models import ChatRef, Link, MessageKind, Outgoing, QueuedMessage, Role, Subscription
 from bot.pacing import PacedWindow
@@ -73,6 +73,9 @@ class Delivery:
     link: Link | None  # INVOICE: the link whose QR to draw
     message_id: str | None  # CAPTION: the chat's invoice message to edit
     role: Role | None = None  # the chat's role for the link, when it has one
+    # The chat's voice, for what a channel adds to a link's message (the Telegram share
+    # line, a WhatsApp template's values); the text itself was said when it was queued.
+    voice: Voice = ENGLISH_VOICE
 
 
 class Messenger(Protocol):
@@ -262,11 +265,12 @@ class Outbox:
         async with self._store.transaction() as tx:
             link = await tx.links.get(message.link_id)
             subs = await tx.subscriptions.for_link(message.link_id)
+            voice = await self._voices.of(tx, message.chat)
         mine = next((s for s in subs if s.chat == message.chat), None)
         message_id = mine.message_id if mine else None
         if message.kind is MessageKind.CAPTION and message_id is None:
             return None
-        return Delivery(message, link, message_id, mine.role if mine else None)
+        return Delivery(message, link, message_id, mine.role if mine else None, voice)
 
     async def _mark_sent(self, queued: QueuedMessage, sent_id: str | None) -> None:
         """Record the send, trying the record again (never the send) while the store fails:

@@ -45,10 +45,9 @@ from bot.errors import (
     ChatMoved,
     PermanentDelivery,
     RetryLater,
-    StoreError,
     TransientDelivery,
 )
-from bot.i18n import LANGUAGES, Voice, Voices
+from bot.i18n import LANGUAGES, Voice
 from bot.invoices import qr_png
 from bot.models import Button, ChatRef, InboxEntry, InboxItem, MessageKind, Role
 from bot.outbox import Delivery
@@ -112,13 +111,6 @@ class TelegramChannel:
         for language in LANGUAGES:
             menu = _menu(voices.speaking(language))
             await self.app.bot.set_my_commands(menu, language_code=language)
-
-    @property
-    def voices(self) -> Voices:
-        return self._conversation.voices
-
-    async def voice_of(self, chat: ChatRef) -> Voice:
-        return await self._conversation.voice_of(chat)
 
     async def stop_receiving(self) -> None:
         """No more updates; the bot can still send (the outbox may be finishing)."""
@@ -218,7 +210,7 @@ class TelegramMessenger:
     def __init__(self, channel: TelegramChannel) -> None:
         self._channel = channel
 
-    async def _caption(self, delivery: Delivery) -> str:
+    def _caption(self, delivery: Delivery) -> str:
         """The invoice caption; a merchant's also carries the link to give the customer."""
         link, text = delivery.link, delivery.message.text
         if link is None or delivery.role is not Role.MERCHANT or not link.share_code:
@@ -226,11 +218,7 @@ class TelegramMessenger:
         if link.confirmed_at is not None or link.status.is_final:
             return text
         share = f"https://t.me/{self._channel.app.bot.username}?start={link.share_code}"
-        try:
-            voice = await self._channel.voice_of(delivery.message.chat)
-        except StoreError:  # the store is down: the line in the default language, still sent
-            voice = self._channel.voices.default
-        return f"{text}\n\n{render.for_the_customer_on_telegram(share, voice)}"
+        return f"{text}\n\n{render.for_the_customer_on_telegram(share, delivery.voice)}"
 
     async def deliver(self, delivery: Delivery) -> str | None:
         try:
@@ -259,7 +247,7 @@ class TelegramMessenger:
             sent = await bot.send_photo(
                 chat_id,
                 photo=qr_png(delivery.link.url),
-                caption=await self._caption(delivery),
+                caption=self._caption(delivery),
                 reply_markup=markup,
             )
             return str(sent.message_id)
@@ -267,7 +255,7 @@ class TelegramMessenger:
             await bot.edit_message_caption(
                 chat_id=chat_id,
                 message_id=int(delivery.message_id or 0),
-                caption=await self._caption(delivery),
+                caption=self._caption(delivery),
                 reply_markup=markup,
             )
             return None

@@ -99,7 +99,7 @@ class WhatsAppChannel:
         self._validator = RequestValidator(token)
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
-        self.messenger = WhatsAppMessenger(settings, store, self._http, clock, conversation.voices)
+        self.messenger = WhatsAppMessenger(settings, store, self._http, clock)
         self._intake = intake
 
     async def inbound(self, request: Request) -> Response:

@@ -36,7 +36,7 @@ import httpx
 from bot import render
 from bot.config import Settings
 from bot.errors import ChannelOff, PermanentDelivery, RetryLater, TransientDelivery
-from bot.i18n import ENGLISH_VOICES, Voice, Voices
+from bot.i18n import Voice
 from bot.models import ChatRef, Link, MessageKind
 from bot.outbox import Delivery
 from bot.ports import Store
@@ -74,10 +74,8 @@ class WhatsAppMessenger:
         store: Store,
         http: httpx.AsyncClient,
         clock: Callable[[], datetime],
-        voices: Voices = ENGLISH_VOICES,
     ) -> None:
         sid, token, sender = twilio_account(settings)
-        self._voices = voices
         self._settings = settings
         self._store = store
         self._http = http
@@ -91,8 +89,10 @@ class WhatsAppMessenger:
         message = delivery.message
         if message.kind is MessageKind.CAPTION:
             return None  # WhatsApp cannot edit; status changes arrive as new messages anyway
-        in_window, voice = await self._reach(message.chat)
-        content = self._free_form(delivery) if in_window else self._template(delivery, voice)
+        if await self._in_window(message.chat):
+            content = self._free_form(delivery)
+        else:
+            content = self._template(delivery)
         fields = {
             "From": self._sender,
             "To": f"whatsapp:{message.chat.chat_id}",
@@ -101,12 +101,10 @@ class WhatsAppMessenger:
         }
         return _message_sid(await self._post(fields))
 
-    async def _reach(self, chat: ChatRef) -> tuple[bool, Voice]:
-        """Whether the chat is in its 24-hour window, and its voice (for a template's values)."""
+    async def _in_window(self, chat: ChatRef) -> bool:
         async with self._store.transaction() as tx:
             last = await tx.contacts.last_inbound_at(chat)
-            voice = await self._voices.of(tx, chat)
-        return last is not None and self._clock() - last < WINDOW, voice
+        return last is not None and self._clock() - last < WINDOW
 
     def _free_form(self, delivery: Delivery) -> dict[str, str]:
         message = delivery.message
@@ -116,7 +114,7 @@ class WhatsAppMessenger:
             fields["MediaUrl"] = f"{self._settings.public_url}/qr/{link.id}.png"
         return fields
 
-    def _template(self, delivery: Delivery, voice: Voice) -> dict[str, str]:
+    def _template(self, delivery: Delivery) -> dict[str, str]:
         message = delivery.message
         sid: str | None = None  # an answer or notice about no link: no template says it
         fill = _status_variables
@@ -126,7 +124,7 @@ class WhatsAppMessenger:
             sid = self._settings.twilio_status_content_sid
         if sid is None:
             raise PermanentDelivery(NO_TEMPLATE)
-        variables = json.dumps(fill(_link_of(delivery), voice), ensure_ascii=False)
+        variables = json.dumps(fill(_link_of(delivery), delivery.voice), ensure_ascii=False)
         return {"ContentSid": sid, "ContentVariables": variables}
 
     async def _post(self, fields: dict[str, str]) -> httpx.Response:
