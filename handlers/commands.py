@@ -139,6 +139,7 @@ class Conversation:
             return bool(await tx.links.subscribed_by(chat))
 
     async def reply(self, chat: ChatRef, text: str) -> None:
+        """Queue text already said in the chat's voice (`say` finds the voice itself)."""
         async with self._store.transaction() as tx:
             await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], self._clock())
         self._on_queued()
