@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from babel.dates import format_datetime
 
+from bot.models import ChatRef
 from tests.flow_events import event
 from tests.harness import MERCHANT, WA_MERCHANT, World, running_world
 
@@ -159,3 +160,21 @@ async def test_lang_fr_on_whatsapp_without_the_slash(wa: World) -> None:
     assert "Total : 75,00 GH₵" in (invoice.body or "") and "Statut : En attente" in (
         invoice.body or ""
     )
+
+
+async def test_a_group_that_became_a_supergroup_keeps_its_language(world: World) -> None:
+    group, supergroup = -4001, -1004001
+    world.fake.send_text("/lang fr", user_id=MERCHANT, chat_id=group)
+    await world.wait_message("je parle français", chat_id=group)
+    world.fake.send_text("/invoice 1001", user_id=MERCHANT, chat_id=group)
+    await world.wait_message("Payer ici", chat_id=group)
+    await world.wait_idle()
+    link = await world.link_for("1001")
+    world.fake.migrate(group, supergroup)
+
+    world.sandbox.set_status(link.token, "processing")
+    await world.wait_message(": En cours - ", chat_id=supergroup, timeout=10)
+    async with world.paybot.store.transaction() as tx:
+        assert await tx.chat_settings.language_of(ChatRef("telegram", str(supergroup))) == "fr"
+    world.fake.send_text("/open", user_id=MERCHANT, chat_id=supergroup)
+    await world.wait_message("Liens de paiement ouverts :", chat_id=supergroup)
