@@ -79,6 +79,13 @@ def _translations(language: str) -> gettext.NullTranslations:
     return Translations(compiled, domain=DOMAIN)
 
 
+def load_catalogues() -> None:
+    """Compile every catalogue now (at start): a missing or broken one stops start-up,
+    rather than the first French chat."""
+    for language in LANGUAGES:
+        _translations(language)
+
+
 def money_in(value: Money, language: str) -> str:
     """`GH₵75.00` in English, `75,00 GH₵` in French; never rounds away a digit."""
     home = _CURRENCY_LOCALES.get(value.currency, ENGLISH)

@@ -22,7 +22,7 @@ from bot.cimplify import CimplifyClient, WebhookVerifier
 from bot.config import Settings
 from bot.deliveries import Deliveries
 from bot.housekeeping import Housekeeping
-from bot.i18n import Voice, Voices
+from bot.i18n import Voice, Voices, load_catalogues
 from bot.inbox import Handler, InboxWorker, Intake, Leases
 from bot.invoices import Invoices
 from bot.models import utcnow
@@ -134,6 +134,7 @@ class Paybot:
         telemetry = self.telemetry
         self.intake = Intake(self.store, clock, self._stored, telemetry)
         # Each chat's language (PAYBOT_LANGUAGE until it picks one), in PAYBOT_TIMEZONE.
+        load_catalogues()
         self.voices = Voices(Voice(self.settings.language, self.settings.timezone))
         voices = self.voices
         self.payments = Payments(self.store, clock, self._queued, telemetry, voices)
