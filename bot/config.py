@@ -29,6 +29,7 @@ from bot.config_readers import (
     Secret,
     cashiers,
     check_visible,
+    choice,
     content_sid,
     duration,
     optional_url,
@@ -39,6 +40,7 @@ from bot.config_readers import (
     user_ids,
 )
 from bot.errors import ConfigError
+from bot.i18n import LANGUAGES
 
 __all__ = ["Secret", "Settings"]
 
@@ -102,6 +104,8 @@ class Settings:
     # The merchants' zone: times in chats, their day for /today, the digest and /export.
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     digest_at: time | None = time(20, 0)  # local time of the daily digest; None: off
+    # The chats' language until a chat picks its own with /lang (bot/i18n.py).
+    language: str = "en"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> Settings:
@@ -137,6 +141,7 @@ class Settings:
             log_level=_log_level(env),
             log_format=_log_format(env),
             retention=duration(env, "PAYBOT_RETENTION", "30d"),
+            language=choice(env, "PAYBOT_LANGUAGE", LANGUAGES, "en"),
             timezone=time_zone(env, "PAYBOT_TIMEZONE", "UTC"),
             digest_at=time_of_day_or_off(env, "PAYBOT_DIGEST_AT", "20:00"),
         )

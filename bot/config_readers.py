@@ -183,3 +183,11 @@ def duration(env: Mapping[str, str], name: str, default: str) -> timedelta:
     if found is None or int(found[1]) == 0:
         raise ConfigError(name, "expected a whole number above 0 and s, m, h or d, like 30d")
     return timedelta(**{_UNIT[found[2]]: int(found[1])})
+
+
+def choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of `allowed`, in any case."""
+    raw = env.get(name, default)
+    if raw.strip().lower() not in allowed:
+        raise ConfigError(name, f"expected one of {', '.join(allowed)}, got {raw!r}")
+    return raw.strip().lower()

@@ -21,7 +21,7 @@ from bot.access import Merchant, may_see
 from bot.cimplify import CimplifyClient
 from bot.deliveries import tell_merchants
 from bot.errors import StoreError
-from bot.i18n import Voice, Voices
+from bot.i18n import ENGLISH_VOICES, Voice, Voices, Words
 from bot.models import (
     ChatRef,
     CreatedLink,
@@ -109,6 +109,7 @@ class Invoices:
         voices: Voices | None = None,
     ) -> None:
         self._store = store
+        self._voices = voices or ENGLISH_VOICES
         self._client = client
         self._clock = clock
         self._policy = policy
@@ -144,8 +145,9 @@ class Invoices:
             if link is None:
                 return False
             if await tx.subscriptions.add(Subscription(link.id, chat, Role.CUSTOMER)):
-                await tell_merchants(tx, link, render.customer_opened(link), now)
-            await tx.outbox.enqueue([_invoice(link, chat, Role.CUSTOMER, now)], now)
+                opened = functools.partial(render.customer_opened, link)
+                await tell_merchants(tx, link, opened, now, self._voices)
+            await tx.outbox.enqueue([await self._invoice(tx, link, chat, Role.CUSTOMER)], now)
         self._on_queued()
         return True
 
@@ -208,8 +210,8 @@ class Invoices:
         async with self._store.transaction() as tx:
             await tx.links.release_order(order_id, claimant)
             if order.status is Status.PAID:
-                text = render.already_paid(order_id, order.business_name)
-                await _reply(tx, audience.merchant, text, self._clock())
+                paid = functools.partial(render.already_paid, order_id, order.business_name)
+                await self._reply(tx, audience.merchant, paid)
                 return
             link = await tx.links.by_token(created.token)
             if link is None:
@@ -227,8 +229,8 @@ class Invoices:
         if (paid or link.is_live(now)) and await self._refused(tx, link, audience):
             return True
         if paid:
-            text = render.already_paid(link.order_id, link.business_name)
-            await _reply(tx, audience.merchant, text, now)
+            words = functools.partial(render.already_paid, link.order_id, link.business_name)
+            await self._reply(tx, audience.merchant, words)
             return True
         if link.is_live(now):
             await self._send_invoices(tx, link, audience)
@@ -241,10 +243,9 @@ class Invoices:
         issuer = audience.issuer
         if issuer is None or may_see(issuer, link):
             return False
-        voice = await self._voices.of(tx, audience.merchant)
         paid = link.confirmed_at is not None or link.status is Status.PAID
         refusal = render_access.not_yours if paid else render_access.held_by_another
-        await _reply(tx, audience.merchant, refusal(voice, link.order_id), self._clock())
+        await self._reply(tx, audience.merchant, lambda voice: refusal(voice, link.order_id))
         return True
 
     async def _send_invoices(self, tx: Tx, link: Link, audience: _Audience) -> None:
@@ -252,13 +253,29 @@ class Invoices:
         # so two transactions cannot wait on each other's chats (bot/ports.py).
         now = self._clock()
         await tx.subscriptions.add(Subscription(link.id, audience.merchant, Role.MERCHANT))
-        messages = [_invoice(link, audience.merchant, Role.MERCHANT, now)]
+        messages = [await self._invoice(tx, link, audience.merchant, Role.MERCHANT)]
         if audience.customer is not None:
             await tx.subscriptions.add(Subscription(link.id, audience.customer, Role.CUSTOMER))
-            messages.append(_invoice(link, audience.customer, Role.CUSTOMER, now))
-            text = render.sent_to_customer(link, audience.customer)
+            messages.append(await self._invoice(tx, link, audience.customer, Role.CUSTOMER))
+            voice = await self._voices.of(tx, audience.merchant)
+            text = render.sent_to_customer(link, audience.customer, voice)
             messages.append(Outgoing(audience.merchant, MessageKind.TEXT, text))
         await tx.outbox.enqueue(messages, now)
+
+    async def _invoice(self, tx: Tx, link: Link, chat: ChatRef, role: Role) -> Outgoing:
+        """The invoice photo for one chat: the QR of the link, captioned in its voice."""
+        voice = await self._voices.of(tx, chat)
+        return Outgoing(
+            chat,
+            MessageKind.INVOICE,
+            render.invoice_caption(link, self._clock(), voice),
+            link.id,
+            render.invoice_buttons(link, role, voice),
+        )
+
+    async def _reply(self, tx: Tx, chat: ChatRef, words: Words) -> None:
+        text = words(await self._voices.of(tx, chat))
+        await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], self._clock())
 
     def _new_link(self, created: CreatedLink, order: Order, issuer: Merchant | None) -> Link:
         now = self._clock()
@@ -286,18 +303,3 @@ class _Audience:
     merchant: ChatRef
     customer: ChatRef | None
     issuer: Merchant | None = None  # who asked, as a merchant; None: not by a command
-
-
-def _invoice(link: Link, chat: ChatRef, role: Role, now: datetime) -> Outgoing:
-    """The invoice photo for one chat: the QR of the link, captioned."""
-    return Outgoing(
-        chat,
-        MessageKind.INVOICE,
-        render.invoice_caption(link, now),
-        link.id,
-        render.invoice_buttons(link, role),
-    )
-
-
-async def _reply(tx: Tx, chat: ChatRef, text: str, now: datetime) -> None:
-    await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], now)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 from collections.abc import Callable, Mapping
@@ -43,6 +44,7 @@ from bot.errors import (
     StoreUnavailable,
     TransientDelivery,
 )
+from bot.i18n import ENGLISH_VOICE, ENGLISH_VOICES, Voice, Voices
 from bot.inbox import Leases
 from bot.models import (
     ChatRef,
@@ -82,6 +84,9 @@ class Delivery:
     role: Role | None = None  # the chat's role for the link, when it has one
     # The file the message carries (`Outgoing.attachment`); None when it has expired.
     attachment: ExportFile | None = None
+    # The chat's voice, for what a channel adds to a link's message (the Telegram share
+    # line, a WhatsApp template's values); the text itself was said when it was queued.
+    voice: Voice = ENGLISH_VOICE
 
 
 class Messenger(Protocol):
@@ -106,9 +111,11 @@ class Outbox:
         holder: str = "outbox",
         leases: Leases | None = None,
         telemetry: Telemetry | None = None,
+        voices: Voices | None = None,
     ) -> None:
         self._store = store
         self._messengers = messengers
+        self._voices = voices or ENGLISH_VOICES
         self._telemetry = telemetry or Telemetry()
         self._clock = clock
         self._gap = timedelta(seconds=per_chat_gap)
@@ -273,11 +280,12 @@ class Outbox:
         async with self._store.transaction() as tx:
             link = await tx.links.get(message.link_id)
             subs = await tx.subscriptions.for_link(message.link_id)
+            voice = await self._voices.of(tx, message.chat)
         mine = next((s for s in subs if s.chat == message.chat), None)
         message_id = mine.message_id if mine else None
         if message.kind is MessageKind.CAPTION and message_id is None:
             return None
-        return Delivery(message, link, message_id, mine.role if mine else None)
+        return Delivery(message, link, message_id, mine.role if mine else None, voice=voice)
 
     async def _mark_sent(self, queued: QueuedMessage, sent_id: str | None) -> None:
         """Record the send, trying the record again (never the send) while the store fails:
@@ -306,7 +314,7 @@ class Outbox:
             if message.kind is MessageKind.INVOICE and sent_id and message.link_id:
                 await tx.subscriptions.set_message_id(message.link_id, message.chat, sent_id)
             if early is not None:  # the channel's receipt came before this record
-                await announce_receipt(tx, message, early, now)
+                await announce_receipt(tx, message, early, now, self._voices)
 
     async def _retry(
         self, queued: QueuedMessage, wait: timedelta, error: str, pause: bool = False
@@ -332,6 +340,7 @@ class Outbox:
         log.warning("outbox: %s moved to %s; its subscriptions and messages follow", old, new)
         async with self._store.transaction() as tx:
             await tx.subscriptions.move_chat(old, new)
+            await tx.chat_settings.move_chat(old, new)
             waiting = await tx.outbox.unsent_for(old)
             await tx.outbox.enqueue([replace(q.message, chat=new) for q in waiting], now)
             for moved in waiting:
@@ -355,14 +364,16 @@ class Outbox:
             if link is not None and tell and message.kind is not MessageKind.CAPTION:
                 # Said once, and never about a merchant's own lost message to themselves.
                 if not any(s.chat == message.chat for s in await _merchants(tx, link.id)):
-                    text = render.message_lost(link, message.chat)
-                    await tell_merchants(tx, link, text, now)
+                    lost = functools.partial(render.message_lost, link, message.chat)
+                    await tell_merchants(tx, link, lost, now, self._voices)
             elif link is not None and message.kind is MessageKind.INVOICE:
                 subs = await tx.subscriptions.for_link(link.id)
                 if any(s.chat == message.chat and s.role is Role.CUSTOMER for s in subs):
                     # A customer we cannot reach: the merchant forwards the link instead.
-                    text = render.customer_unreachable(link, message.chat, error)
-                    await tell_merchants(tx, link, text, now)
+                    unreachable = functools.partial(
+                        render.customer_unreachable, link, message.chat, error
+                    )
+                    await tell_merchants(tx, link, unreachable, now, self._voices)
         self.wake()
 
     async def flush(self, grace: float = FLUSH_GRACE) -> None:

@@ -8,6 +8,7 @@ anything twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -17,6 +18,7 @@ from bot import render
 from bot.cimplify_events import parse_event
 from bot.deliveries import tell_merchants
 from bot.event_matching import match_success
+from bot.i18n import ENGLISH_VOICES, Voice, Voices
 from bot.inbox import FINISHED
 from bot.models import (
     EventType,
@@ -48,8 +50,10 @@ class Payments:
         clock: Clock,
         on_queued: Callable[[], None],
         telemetry: Telemetry | None = None,
+        voices: Voices | None = None,
     ) -> None:
         self._store = store
+        self._voices = voices or ENGLISH_VOICES
         self._clock = clock
         self._on_queued = on_queued
         self._telemetry = telemetry or Telemetry()
@@ -60,7 +64,7 @@ class Payments:
         """Move the link to `new` and tell its chats; the updated link, or None if no change."""
         now = self._clock()
         async with self._store.transaction() as tx:
-            moved = await move(tx, link_id, new, now, reference)
+            moved = await move(tx, link_id, new, now, reference, self._voices)
         if moved:
             self._on_queued()
         return moved
@@ -72,7 +76,7 @@ class Payments:
         event = parse_event(item.entry.body.encode())
         now = self._clock()
         async with self._store.transaction() as tx:
-            told = await _apply(tx, event, now)
+            told = await _apply(tx, event, now, self._voices)
             await tx.inbox.finish(item.seq, now)
         if told is not None:  # committed: from the webhook's receipt to the merchant's chat
             self._telemetry.confirmed(item.received_at, told)
@@ -93,7 +97,12 @@ def event_entry(event: WebhookEvent, body: bytes) -> InboxEntry:
 
 
 async def move(
-    tx: Tx, link_id: str, new: Status, now: datetime, reference: str | None
+    tx: Tx,
+    link_id: str,
+    new: Status,
+    now: datetime,
+    reference: str | None,
+    voices: Voices = ENGLISH_VOICES,
 ) -> Link | None:
     """Within `tx`: the conditional update, then the messages for every subscriber."""
     link = await tx.links.get(link_id)
@@ -113,33 +122,38 @@ async def move(
     if new.is_final:
         await tx.polls.schedule(link_id, None)
     subscribers = await tx.subscriptions.for_link(link_id)
-    await tx.outbox.enqueue(_announce(link, subscribers, render.status_change, now), now)
+    messages = await _announce(tx, link, subscribers, render.status_change, now, voices)
+    await tx.outbox.enqueue(messages, now)
     return link
 
 
-def _announce(
+async def _announce(
+    tx: Tx,
     link: Link,
     subscribers: list[Subscription],
-    words: Callable[[Link, Role], str],
+    words: Callable[[Link, Role, Voice], str],
     now: datetime,
+    voices: Voices,
 ) -> list[Outgoing]:
-    """A new message to every subscriber in words for their role, and an edit of each
-    one's invoice message (channels that cannot edit skip those)."""
-    caption = render.invoice_caption(link, now)
+    """A new message to every subscriber in words for their role and in their voice, and
+    an edit of each one's invoice message (channels that cannot edit skip those)."""
     messages = []
     for sub in subscribers:
-        messages.append(Outgoing(sub.chat, MessageKind.TEXT, words(link, sub.role), link.id))
-        buttons = render.invoice_buttons(link, sub.role)
+        voice = await voices.of(tx, sub.chat)
+        text = words(link, sub.role, voice)
+        messages.append(Outgoing(sub.chat, MessageKind.TEXT, text, link.id))
+        caption = render.invoice_caption(link, now, voice)
+        buttons = render.invoice_buttons(link, sub.role, voice)
         messages.append(Outgoing(sub.chat, MessageKind.CAPTION, caption, link.id, buttons))
     return messages
 
 
-async def _apply(tx: Tx, event: WebhookEvent, now: datetime) -> list[int] | None:
+async def _apply(tx: Tx, event: WebhookEvent, now: datetime, voices: Voices) -> list[int] | None:
     """Apply the event; when it confirmed a link, the ids of the merchants' messages."""
     if event.type == EventType.PAYMENT_FAILED:
-        await _fail(tx, event, now)
+        await _fail(tx, event, now, voices)
     elif event.type in (EventType.PAYMENT_SUCCEEDED, EventType.ORDER_COMPLETED):
-        return await _confirm(tx, event, now)
+        return await _confirm(tx, event, now, voices)
     else:
         log.info(
             "webhook %s: type %s is not ours to act on",
@@ -150,17 +164,17 @@ async def _apply(tx: Tx, event: WebhookEvent, now: datetime) -> list[int] | None
     return None
 
 
-async def _fail(tx: Tx, event: WebhookEvent, now: datetime) -> None:
+async def _fail(tx: Tx, event: WebhookEvent, now: datetime, voices: Voices) -> None:
     link = await tx.links.by_token(event.token) if event.token else None
     if link is None or link.order_id != event.order_id:
         link = await tx.links.latest_for_order(event.order_id)
     if link is None:
         log.warning("webhook %s: no link for order %s", event.id, event.order_id)
         return
-    await move(tx, link.id, Status.FAILED, now, event.reference)
+    await move(tx, link.id, Status.FAILED, now, event.reference, voices)
 
 
-async def _confirm(tx: Tx, event: WebhookEvent, now: datetime) -> list[int] | None:
+async def _confirm(tx: Tx, event: WebhookEvent, now: datetime, voices: Voices) -> list[int] | None:
     match = await match_success(tx, event, now)
     link = match.link
     if link is None:
@@ -169,7 +183,7 @@ async def _confirm(tx: Tx, event: WebhookEvent, now: datetime) -> list[int] | No
     if link.confirmed_at is not None:
         return None  # a repeat, or the other of payment.succeeded / order.completed
     if match.mismatch is not None:
-        await _refuse(tx, link, event, match.mismatch, now)
+        await _refuse(tx, link, event, match.mismatch, now, voices)
         return None
     if not await tx.links.confirm(link.id, now, event.reference):
         return None
@@ -188,7 +202,7 @@ async def _confirm(tx: Tx, event: WebhookEvent, now: datetime) -> list[int] | No
         next_poll_at=None,
     )
     subscribers = await tx.subscriptions.for_link(link.id)
-    messages = _announce(link, subscribers, render.confirmed, now)
+    messages = await _announce(tx, link, subscribers, render.confirmed, now, voices)
     ids = await tx.outbox.enqueue(messages, now)
     merchants = {s.chat for s in subscribers if s.role is Role.MERCHANT}
     return [
@@ -198,11 +212,13 @@ async def _confirm(tx: Tx, event: WebhookEvent, now: datetime) -> list[int] | No
     ]
 
 
-async def _refuse(tx: Tx, link: Link, event: WebhookEvent, why: str, now: datetime) -> None:
+async def _refuse(
+    tx: Tx, link: Link, event: WebhookEvent, why: str, now: datetime, voices: Voices
+) -> None:
     """Never "Confirmed" for money that did not arrive as invoiced: the merchants hear it."""
     log.error("webhook %s not applied to link %s: %s", event.id, link.id, why)
     if why == "amount" and event.amount is not None:
-        text = render.amount_mismatch(link, event.amount)
+        words = functools.partial(render.amount_mismatch, link, event.amount)
     else:
-        text = render.event_mismatch(link, event.id, why)
-    await tell_merchants(tx, link, text, now)
+        words = functools.partial(render.event_mismatch, link, event.id, why)
+    await tell_merchants(tx, link, words, now, voices)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import phonenumbers
 
 from bot.errors import InvalidPhone
+from bot.i18n import N_
 
 # Longer than any real number typed with spaces and dashes; bounds the parser's work.
 _MAX_LENGTH = 32
@@ -17,14 +18,15 @@ def parse_phone(text: str, default_region: str | None) -> str:
     with no default region it must start with `+` and the country code.
     """
     if len(text) > _MAX_LENGTH:
-        raise InvalidPhone(text, "that is too long for a phone number")
+        raise InvalidPhone(text, N_("that is too long for a phone number"))
     region = None if text.startswith("+") else default_region
     if region is None and not text.startswith("+"):
-        raise InvalidPhone(text, "write the number with + and the country code, like +233241234567")
+        why = N_("write the number with + and the country code, like +233241234567")
+        raise InvalidPhone(text, why)
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        raise InvalidPhone(text, "that is not a phone number") from None
+        raise InvalidPhone(text, N_("that is not a phone number")) from None
     if not phonenumbers.is_valid_number(number):
-        raise InvalidPhone(text, "that number does not exist in its country's numbering plan")
+        raise InvalidPhone(text, N_("that number does not exist in its country's numbering plan"))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

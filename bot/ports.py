@@ -327,6 +327,20 @@ class Exports(Protocol):
         """Delete at most `limit` files expired by `now`; how many."""
 
 
+class ChatSettings(Protocol):
+    """What a chat chose for itself: its language (`/lang`), kept across restarts."""
+
+    async def language_of(self, chat: ChatRef) -> str | None:
+        """The chat's own language, or None when it never chose one."""
+
+    async def set_language(self, chat: ChatRef, language: str) -> None:
+        """From now on the chat speaks `language` (a later choice replaces it)."""
+
+    async def move_chat(self, old: ChatRef, new: ChatRef) -> None:
+        """The chat has a new id on its channel (a Telegram group became a supergroup):
+        its choice goes with it, unless the new id has made one of its own."""
+
+
 class Tx(Protocol):
     """One transaction: the repositories, all on it. Nothing commits on its own."""
 
@@ -359,6 +373,9 @@ class Tx(Protocol):
 
     @property
     def exports(self) -> Exports: ...
+
+    @property
+    def chat_settings(self) -> ChatSettings: ...
 
 
 class Store(Protocol):

@@ -6,6 +6,7 @@ message, so answers share its durability and pacing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from bot.errors import (
     PaybotError,
     StoreError,
 )
-from bot.i18n import Voice, Voices
+from bot.i18n import ENGLISH_VOICES, LANGUAGES, Voice, Voices, Words
 from bot.invoices import Invoices
 from bot.limits import PerKeyLimit
 from bot.models import (
@@ -47,7 +48,6 @@ CIMPLIFY_ASKS = 30  # a merchant's commands that reach Cimplify, a minute
 MINUTE = timedelta(minutes=1)
 # What a merchant types when they mean a phone number, right or wrong: "+233 24…", "024-…".
 _NUMBER_LIKE = re.compile(r"\+?[0-9][0-9 ().-]*")
-NOT_A_NUMBER = "That is not a phone number, so only you got the link."
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class Conversation:
         self._merchants_setting = merchants_setting  # channel -> the setting that lists merchants
         self._reach = reach or CustomerReach()
         self._cancelling = cancelling  # None: /cancel is not offered (no Cimplify client)
-        self._voices = voices or Voices(Voice())
+        self._voices = voices or ENGLISH_VOICES
         # A stranger who keeps writing gets one answer a minute; a merchant's commands
         # that reach Cimplify are limited, so no chat can drive Cimplify's API hard.
         self._stranger_answers = PerKeyLimit(1, MINUTE, clock)
@@ -114,7 +114,9 @@ class Conversation:
         if _merchants_only(command) and not command.is_merchant:
             setting = self._merchants_setting(command.chat.channel)
             log.info("refused /%s from %s: not a merchant", command.name, command.chat)
-            await self.reply(command.chat, render.not_authorized(command.sender, setting))
+            await self.say(
+                command.chat, lambda voice: render.not_authorized(command.sender, setting, voice)
+            )
             return
         handler = {
             "invoice": self._invoice,
@@ -125,6 +127,7 @@ class Conversation:
             "help": self._help,
             "today": self._today,
             "export": self._export,
+            "lang": self._language,
         }.get(command.name, self._unknown if command.is_merchant else self._help)
         try:
             await handler(command)
@@ -132,7 +135,8 @@ class Conversation:
             raise  # not the sender's doing: the inbox keeps the command and tries again
         except PaybotError as error:
             log.info("/%s from %s: %s", command.name, command.chat, error)
-            await self.reply(command.chat, render.explain(error, _order_arg(command)))
+            order = _order_arg(command)
+            await self.say(command.chat, functools.partial(render.explain, error, order))
 
     async def _within_limits(self, command: Command) -> bool:
         """False when the command goes unanswered (a stranger answered this minute) or is
@@ -145,7 +149,7 @@ class Conversation:
             return False
         asks = command.is_merchant and command.name in ASKS_CIMPLIFY
         if asks and not self._cimplify_asks.allow(command.sender):
-            await self.reply(command.chat, render.too_many_asks(CIMPLIFY_ASKS))
+            await self.say(command.chat, lambda voice: render.too_many_asks(CIMPLIFY_ASKS, voice))
             return False
         return True
 
@@ -154,30 +158,50 @@ class Conversation:
             return bool(await tx.links.subscribed_by(chat))
 
     async def reply(self, chat: ChatRef, text: str) -> None:
+        """Queue text already said in the chat's voice (`say` finds the voice itself)."""
         async with self._store.transaction() as tx:
             await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], self._clock())
         self._on_queued()
 
+    async def say(self, chat: ChatRef, words: Words) -> None:
+        """Queue `words` in the chat's own language, read in the same transaction."""
+        async with self._store.transaction() as tx:
+            text = words(await self._voices.of(tx, chat))
+            await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], self._clock())
+        self._on_queued()
+
+    @property
+    def voices(self) -> Voices:
+        return self._voices
+
+    async def voice_of(self, chat: ChatRef) -> Voice:
+        async with self._store.transaction() as tx:
+            return await self._voices.of(tx, chat)
+
     async def refresh(self, chat: ChatRef, link_id: str) -> str:
         """A "Refresh status" button: poll now; the words for the button's answer."""
         async with self._store.transaction() as tx:
+            voice = await self._voices.of(tx, chat)
             link = await tx.links.get(link_id)
             subscribed = link is not None and any(
                 sub.chat == chat for sub in await tx.subscriptions.for_link(link_id)
             )
         if link is None or not subscribed:
-            return "That link is not one of this chat's."
+            return render.not_this_chats_link(voice)
         if not self._cimplify_asks.allow(chat):
-            return render.too_many_asks(CIMPLIFY_ASKS)
+            return render.too_many_asks(CIMPLIFY_ASKS, voice)
         try:
             current = await self._current(link)
         except PaybotError as error:
-            return render.explain(error, link.order_id)
-        return f"Order {current.order_id}: {current.status_words}"
+            return render.explain(error, link.order_id, voice)
+        return render.refreshed(current, voice)
 
     async def _invoice(self, command: Command) -> None:
         if not command.args:
-            await self.reply(command.chat, f"{render.USAGE} {render.INVOICE_FOR_CUSTOMER}")
+            await self.say(
+                command.chat,
+                lambda voice: f"{render.usage(voice)} {render.invoice_for_customer(voice)}",
+            )
             return
         order_id = parse_order_id(command.args[0])  # checked before the number, and any request
         # People type numbers with spaces ("024 123 4567"): the rest of the line is the number.
@@ -186,7 +210,10 @@ class Conversation:
             # Not a number at all ("/invoice 1001 tomorrow"): the merchant still gets the
             # invoice, and the usage line for naming a customer.
             await self._invoices.issue(order_id, command.chat, issuer=command.merchant)
-            await self.reply(command.chat, f"{NOT_A_NUMBER} {render.INVOICE_FOR_CUSTOMER}")
+            await self.say(
+                command.chat,
+                lambda voice: f"{render.not_a_number(voice)} {render.invoice_for_customer(voice)}",
+            )
             return
         customer = self._customer(number) if number else None
         await self._invoices.issue(order_id, command.chat, customer, command.merchant)
@@ -202,25 +229,23 @@ class Conversation:
             await self._help(command)
             return
         if not await self._invoices.open_shared(command.args[0], command.chat):
-            await self.reply(
-                command.chat,
-                "That payment link is not valid any more. Ask the business for a new one.",
-            )
+            await self.say(command.chat, render.share_link_gone)
 
     async def _customer_status(self, command: Command) -> None:
         async with self._store.transaction() as tx:
             links = await tx.links.subscribed_by(command.chat)
-        await self.reply(command.chat, render.customer_status(links[:5], self._clock()))
+        now = self._clock()
+        await self.say(command.chat, lambda voice: render.customer_status(links[:5], now, voice))
 
     async def _status(self, command: Command) -> None:
         if len(command.args) != 1:
-            await self.reply(command.chat, "Type /status <order_id>, for example /status 1001.")
+            await self.say(command.chat, render.status_usage)
             return
         order_id = parse_order_id(command.args[0])
         async with self._store.transaction() as tx:
             link = await tx.links.latest_for_order(order_id)
         if link is None:
-            await self.reply(command.chat, render.no_link(order_id))
+            await self.say(command.chat, lambda voice: render.no_link(order_id, voice))
             return
         if not self._may_see(command, link):
             await self._refuse(command, order_id)
@@ -230,11 +255,8 @@ class Conversation:
             stale = False
         except CimplifyUnavailable:
             stale = True
-        text = render.status_summary(link, self._clock(), stale)
-        customers = await self._customer_deliveries(link)
-        if customers:
-            text += "\n" + render.customer_deliveries(customers)
-        await self.reply(command.chat, text)
+        now, customers = self._clock(), await self._customer_deliveries(link)
+        await self.say(command.chat, lambda voice: _status_text(link, now, stale, customers, voice))
 
     async def _customer_deliveries(self, link: Link) -> list[tuple[ChatRef, DeliveryStatus | None]]:
         """Whether each customer's copy of the invoice reached them."""
@@ -287,7 +309,7 @@ class Conversation:
                 for link in await tx.links.subscribed_by(command.chat, issued_by)
                 if link.is_live(now)
             ]
-        await self.reply(command.chat, render.open_links(links, now))
+        await self.say(command.chat, lambda voice: render.open_links(links, now, voice))
 
     async def _today(self, command: Command) -> None:
         if self._day is None:
@@ -303,14 +325,44 @@ class Conversation:
 
     async def _help(self, command: Command) -> None:
         if command.is_merchant:
-            await self.reply(command.chat, render.HELP)
+            await self.say(command.chat, render.help_text)
             return
         setting = self._merchants_setting(command.chat.channel)
-        refusal = render.not_authorized(command.sender, setting)
-        await self.reply(command.chat, f"{render.customer_help()}\n\nMerchants: {refusal}")
+
+        def words(voice: Voice) -> str:
+            refusal = render.not_authorized(command.sender, setting, voice)
+            return render.customer_help_with_refusal(refusal, voice)
+
+        await self.say(command.chat, words)
 
     async def _unknown(self, command: Command) -> None:
-        await self.reply(command.chat, render.unknown_command())
+        await self.say(command.chat, render.unknown_command)
+
+    async def _language(self, command: Command) -> None:
+        """`/lang fr`: the chat's language from now on, answered in it. Anyone may set
+        their own chat's (customers too): it is theirs, and changes nothing for others."""
+        chosen = command.args[0].lower() if len(command.args) == 1 else None
+        if chosen not in LANGUAGES:
+            await self.say(command.chat, render.language_usage)
+            return
+        async with self._store.transaction() as tx:
+            await tx.chat_settings.set_language(command.chat, chosen)
+            text = render.language_set(await self._voices.of(tx, command.chat))
+            await tx.outbox.enqueue([Outgoing(command.chat, MessageKind.TEXT, text)], self._clock())
+        self._on_queued()
+
+
+def _status_text(
+    link: Link,
+    now: datetime,
+    stale: bool,
+    customers: list[tuple[ChatRef, DeliveryStatus | None]],
+    voice: Voice,
+) -> str:
+    text = render.status_summary(link, now, stale, voice)
+    if customers:
+        text += "\n" + render.customer_deliveries(customers, voice)
+    return text
 
 
 def _own_links_only(command: Command) -> str | None:

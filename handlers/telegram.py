@@ -41,8 +41,15 @@ from telegram.ext import (
     filters,
 )
 
+from bot import render
 from bot.access import merchant_role
-from bot.errors import ChatMoved, PermanentDelivery, RetryLater, TransientDelivery
+from bot.errors import (
+    ChatMoved,
+    PermanentDelivery,
+    RetryLater,
+    TransientDelivery,
+)
+from bot.i18n import LANGUAGES, Voice
 from bot.invoices import qr_png
 from bot.models import Button, ChatRef, InboxEntry, InboxItem, MessageKind, Role
 from bot.outbox import Delivery
@@ -55,16 +62,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 # A slow Cimplify must not hold up everyone else's commands.
 CONCURRENT_UPDATES = 64
-COMMANDS = ("invoice", "status", "open", "cancel", "start", "help", "today", "export")
-MENU = [
-    BotCommand("invoice", "Payment link and QR code for an order"),
-    BotCommand("status", "Where an order's payment stands"),
-    BotCommand("open", "Your links that are not paid yet"),
-    BotCommand("cancel", "Cancel an unpaid order and its link"),
-    BotCommand("today", "Today's links: issued, paid, open, expired"),
-    BotCommand("export", "A CSV file of your links, for a spreadsheet"),
-    BotCommand("help", "What paybot can do"),
-]
+COMMANDS = ("invoice", "status", "open", "cancel", "start", "help", "today", "export", "lang")
 
 
 class TelegramChannel:
@@ -101,13 +99,22 @@ class TelegramChannel:
         await self.app.initialize()
         await self.app.start()
         try:
-            await self.app.bot.set_my_commands(MENU)
+            await self._set_menus()
         except TelegramError as error:  # a menu is a nicety; polling matters
             log.warning("telegram: could not set the command menu: %s", error)
         if self.webhook is not None:
             await self.webhook.register()
         if self.polling is not None:
             await self.polling.start()
+
+    async def _set_menus(self) -> None:
+        """The command menu in the default language, and in each language for users whose
+        Telegram is set to it (the menu is the user's, not the chat's)."""
+        voices = self._conversation.voices
+        await self.app.bot.set_my_commands(_menu(voices.default))
+        for language in LANGUAGES:
+            menu = _menu(voices.speaking(language))
+            await self.app.bot.set_my_commands(menu, language_code=language)
 
     async def stop_receiving(self) -> None:
         """No more updates; the bot can still send (the outbox may be finishing)."""
@@ -186,6 +193,10 @@ class TelegramChannel:
         await query.answer(answer[:200])
 
 
+def _menu(voice: Voice) -> list[BotCommand]:
+    return [BotCommand(name, words) for name, words in render.command_menu(voice)]
+
+
 def _build_application(token: str, api_base: str) -> Application:  # type: ignore[type-arg]
     return (
         Application.builder()
@@ -212,7 +223,7 @@ class TelegramMessenger:
         if link.confirmed_at is not None or link.status.is_final:
             return text
         share = f"https://t.me/{self._channel.app.bot.username}?start={link.share_code}"
-        return f"{text}\n\nFor the customer on Telegram: {share}"
+        return f"{text}\n\n{render.for_the_customer_on_telegram(share, delivery.voice)}"
 
     async def deliver(self, delivery: Delivery) -> str | None:
         try:

@@ -36,6 +36,7 @@ import httpx
 from bot import render
 from bot.config import Settings
 from bot.errors import ChannelOff, PermanentDelivery, RetryLater, TransientDelivery
+from bot.i18n import Voice
 from bot.models import ChatRef, Link, MessageKind
 from bot.outbox import Delivery
 from bot.ports import Store
@@ -131,7 +132,7 @@ class WhatsAppMessenger:
             sid = self._settings.twilio_status_content_sid
         if sid is None:
             raise PermanentDelivery(NO_TEMPLATE)
-        variables = json.dumps(fill(_link_of(delivery)), ensure_ascii=False)
+        variables = json.dumps(fill(_link_of(delivery), delivery.voice), ensure_ascii=False)
         return {"ContentSid": sid, "ContentVariables": variables}
 
     async def _post(self, fields: dict[str, str]) -> httpx.Response:
@@ -153,18 +154,18 @@ def _link_of(delivery: Delivery) -> Link:
     return delivery.link
 
 
-def _invoice_variables(link: Link) -> dict[str, str]:
+def _invoice_variables(link: Link, voice: Voice) -> dict[str, str]:
     values = (
         render.plain_name(link.business_name),
         link.order_id,
-        render.money(link.total),
+        render.money(link.total, voice),
         link.url,
     )
     return {str(n): _variable(value) for n, value in enumerate(values, start=1)}
 
 
-def _status_variables(link: Link) -> dict[str, str]:
-    return {"1": _variable(link.order_id), "2": _variable(link.status_words)}
+def _status_variables(link: Link, voice: Voice) -> dict[str, str]:
+    return {"1": _variable(link.order_id), "2": _variable(render.status_words(link, voice))}
 
 
 def _variable(value: str) -> str:

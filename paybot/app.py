@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.day import DailyDigest, MerchantDay
 from bot.deliveries import Deliveries
 from bot.housekeeping import Housekeeping
-from bot.i18n import Voice, Voices
+from bot.i18n import Voice, Voices, load_catalogues
 from bot.inbox import Handler, InboxWorker, Intake, Leases
 from bot.invoices import Invoices
 from bot.models import ChatRef, utcnow
@@ -150,11 +150,13 @@ class Paybot:
         """The parts that do no I/O of their own until asked."""
         clock, policy = self.tuning.clock, self.tuning.poll_policy
         telemetry = self.telemetry
-        # The French helper replaces this construction (the chat's own language).
-        self.voices = Voices(Voice(zone=self.settings.timezone))
         self.intake = Intake(self.store, clock, self._stored, telemetry)
-        self.payments = Payments(self.store, clock, self._queued, telemetry)
-        self.deliveries = Deliveries(self.store, clock, self._queued)
+        # Each chat's language (PAYBOT_LANGUAGE until it picks one), in PAYBOT_TIMEZONE.
+        load_catalogues()
+        self.voices = Voices(Voice(self.settings.language, self.settings.timezone))
+        voices = self.voices
+        self.payments = Payments(self.store, clock, self._queued, telemetry, voices)
+        self.deliveries = Deliveries(self.store, clock, self._queued, voices)
         rate = self.settings.poll_rate
         self.tracker = Tracker(
             self.store, self.client, self.payments, clock, rate, policy, telemetry
@@ -167,16 +169,16 @@ class Paybot:
             self._queued_and_tracked,
             self.holder,
             self.tuning.leases.claim,
-            self.voices,
+            voices,
         )
         reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
-        self.cancelling = Cancelling(self.store, self.client, clock, self._queued, self.voices)
+        self.cancelling = Cancelling(self.store, self.client, clock, self._queued, voices)
         zone = self.settings.timezone
-        self.day = MerchantDay(self.store, clock, self.voices, zone, self._queued)
+        self.day = MerchantDay(self.store, clock, voices, zone, self._queued)
         self.digest = DailyDigest(
             self.store,
             clock,
-            self.voices,
+            voices,
             zone,
             self.settings.digest_at,
             self._queued,
@@ -192,7 +194,7 @@ class Paybot:
             MERCHANT_SETTINGS.__getitem__,
             reach,
             self.cancelling,
-            self.voices,
+            voices,
             self.day,
         )
         self.telegram = self._telegram_channel()
@@ -206,6 +208,7 @@ class Paybot:
             self.holder,
             self.tuning.leases,
             telemetry,
+            voices,
         )
         self.readiness = Readiness(self.store, clock, self.holder, lambda: self.background)
         self._stack.push_async_callback(self.readiness.close)

@@ -88,6 +88,7 @@ class Demo:
             reach,
             paybot.cancelling,
             paybot.voices,
+            paybot.day,
         )
 
     async def say(self, line: str, step_delay: float) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from bot.config import Settings
 from bot.errors import ChannelOff, PermanentDelivery, RetryLater, TransientDelivery
+from bot.i18n import Voice
 from bot.models import ChatRef, Link, MessageKind, Outgoing, Status
 from bot.outbox import Delivery
 from bot.ports import Store
@@ -357,3 +358,15 @@ async def test_the_messenger_needs_the_whatsapp_settings(
     off = Settings.from_env({}, dotenv_path=None)
     with pytest.raises(ChannelOff):
         WhatsAppMessenger(off, store, http, lambda: NOW)
+
+
+async def test_a_french_chat_gets_the_templates_values_in_french(
+    store: Store, http: httpx.AsyncClient, api: FakeMessagesApi
+) -> None:
+    french = Voice("fr")
+    link = make_link(status=Status.AWAITING_AUTHORIZATION)
+    await messenger(store, http).deliver(dataclasses.replace(invoice(link), voice=french))
+    await messenger(store, http).deliver(dataclasses.replace(status_text(link), voice=french))
+
+    sent = [json.loads(api.fields(i)["ContentVariables"][0]) for i in (0, 1)]
+    assert [sent[0]["3"], sent[1]["2"]] == ["20,00 GH₵", "En attente d'autorisation"]

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, suppress
 import asyncpg
 
 from bot.errors import StoreError, StoreUnavailable
+from storage.postgres.chat_settings import PostgresChatSettings
 from storage.postgres.chats import PostgresContacts, PostgresSubscriptions
 from storage.postgres.driver_errors import translated_errors
 from storage.postgres.inbox import PostgresInbox
@@ -49,6 +50,7 @@ class PostgresTx:
         self._reports = PostgresReports(statements)
         self._digests = PostgresDigests(statements)
         self._exports = PostgresExports(statements)
+        self._chat_settings = PostgresChatSettings(statements)
 
     @property
     def links(self) -> PostgresLinks:
@@ -89,6 +91,10 @@ class PostgresTx:
     @property
     def exports(self) -> PostgresExports:
         return self._exports
+
+    @property
+    def chat_settings(self) -> PostgresChatSettings:
+        return self._chat_settings
 
 
 class PostgresStore:

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 import aiosqlite
 
 from bot.errors import StoreUnavailable
+from storage.sqlite.chat_settings import SqliteChatSettings
 from storage.sqlite.inbox import SqliteContacts, SqliteInbox
 from storage.sqlite.links import SqliteLinks, SqlitePolls, SqliteSubscriptions
 from storage.sqlite.migrate import migrate, write_transaction
@@ -118,3 +119,4 @@ class SqliteTx:
         self.reports = SqliteReports(db)
         self.digests = SqliteDigests(db)
         self.exports = SqliteExports(db)
+        self.chat_settings = SqliteChatSettings(db)
