@@ -28,6 +28,8 @@ from bot.config_readers import (
     check_visible,
     content_sid,
     duration,
+    durations,
+    optional_duration,
     optional_url,
     phone_numbers,
     region,
@@ -92,6 +94,11 @@ class Settings:
     # "polling" (getUpdates) or "webhook" (Telegram posts to /webhooks/telegram).
     telegram_mode: str = "polling"
     telegram_webhook_secret: Secret | None = None  # set whenever telegram_mode is "webhook"
+    twilio_reminder_content_sid: str | None = None
+    # Follow-ups (bot/follow_ups.py): after issue; after a failure; before the expiry.
+    reminders: tuple[timedelta, ...] = (timedelta(hours=24),)
+    failed_reminder: timedelta | None = timedelta(hours=1)
+    expiry_warning: timedelta | None = timedelta(hours=1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> Settings:
@@ -125,6 +132,9 @@ class Settings:
             log_level=_log_level(env),
             log_format=_log_format(env),
             retention=duration(env, "PAYBOT_RETENTION", "30d"),
+            reminders=durations(env, "PAYBOT_REMINDERS", "24h"),
+            failed_reminder=optional_duration(env, "PAYBOT_FAILED_REMINDER", "1h"),
+            expiry_warning=optional_duration(env, "PAYBOT_EXPIRY_WARNING", "1h"),
         )
 
     @property
@@ -284,6 +294,7 @@ def _twilio(env: Mapping[str, str]) -> dict[str, Any]:
         "twilio_api_base": url(env, "TWILIO_API_BASE", "https://api.twilio.com"),
         "twilio_invoice_content_sid": content_sid(env, "TWILIO_INVOICE_CONTENT_SID"),
         "twilio_status_content_sid": content_sid(env, "TWILIO_STATUS_CONTENT_SID"),
+        "twilio_reminder_content_sid": content_sid(env, "TWILIO_REMINDER_CONTENT_SID"),
     }
 
 

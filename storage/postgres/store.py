@@ -18,6 +18,7 @@ import asyncpg
 from bot.errors import StoreError, StoreUnavailable
 from storage.postgres.chats import PostgresContacts, PostgresSubscriptions
 from storage.postgres.driver_errors import translated_errors
+from storage.postgres.follow_ups import PostgresFollowUps
 from storage.postgres.inbox import PostgresInbox
 from storage.postgres.links import PostgresLinks, PostgresPollSchedule
 from storage.postgres.migrate import migrate
@@ -45,6 +46,7 @@ class PostgresTx:
         self._inbox = PostgresInbox(statements)
         self._contacts = PostgresContacts(statements)
         self._roles = PostgresRoles(statements)
+        self._follow_ups = PostgresFollowUps(statements)
 
     @property
     def links(self) -> PostgresLinks:
@@ -73,6 +75,10 @@ class PostgresTx:
     @property
     def roles(self) -> PostgresRoles:
         return self._roles
+
+    @property
+    def follow_ups(self) -> PostgresFollowUps:
+        return self._follow_ups
 
 
 class PostgresStore:

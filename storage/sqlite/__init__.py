@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 import aiosqlite
 
 from bot.errors import StoreUnavailable
+from storage.sqlite.follow_ups import SqliteFollowUps
 from storage.sqlite.inbox import SqliteContacts, SqliteInbox
 from storage.sqlite.links import SqliteLinks, SqlitePolls, SqliteSubscriptions
 from storage.sqlite.migrate import migrate, write_transaction
@@ -114,3 +115,4 @@ class SqliteTx:
         self.inbox = SqliteInbox(db)
         self.contacts = SqliteContacts(db)
         self.roles = SqliteRoles(db)
+        self.follow_ups = SqliteFollowUps(db)

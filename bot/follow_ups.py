@@ -1,0 +1,290 @@
+"""Reminders, the failed payment's "try again", and expiry warnings: follow-ups of a link
+due at a time, kept in the store (`tx.follow_ups`).
+
+They are scheduled in the transaction that makes their cause (a link issued, a payment
+failed), each once by the store's unique key. A worker claims the due ones under a
+lease, as the poller claims links; handling one re-reads its link and marks it done in
+the transaction that queues its messages, so it is said once however many processes
+run, and a restart loses none. A follow-up whose link was paid, cancelled, expired or
+renewed meanwhile is marked done and says nothing: paying or cancelling withdraws
+reminders by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot import render, render_follow_up
+from bot.errors import StoreUnavailable
+from bot.i18n import Voice, Voices
+from bot.models import (
+    Button,
+    ChatRef,
+    FollowUp,
+    FollowUpKind,
+    Link,
+    MessageKind,
+    Outgoing,
+    Role,
+    Status,
+)
+from bot.ports import Store, Tx
+
+log = logging.getLogger(__name__)
+
+# WhatsApp's customer-service window (handlers/whatsapp_send.py, WINDOW): outside it a
+# business writes first only with an approved template.
+WHATSAPP_WINDOW = timedelta(hours=24)
+# A WhatsApp reminder is an invoice-kind message (the QR again) with this one button,
+# which WhatsApp does not show: it tells the sender to use the reminder's template
+# (TWILIO_REMINDER_CONTENT_SID) outside the window rather than the invoice's.
+REMINDER_ACTION = "reminder"
+RENEW_ACTION = "renew:"  # + the old link's id: the New link button's callback data
+CLAIM_BATCH = 20
+CLAIM_LEASE = timedelta(seconds=30)
+IDLE_MOST = 5.0  # seconds between looks when nothing wakes the worker
+
+
+@dataclass(frozen=True)
+class FollowUpPolicy:
+    """PAYBOT_REMINDERS, PAYBOT_FAILED_REMINDER, PAYBOT_EXPIRY_WARNING (None: off), and
+    whether TWILIO_REMINDER_CONTENT_SID is set."""
+
+    reminders: tuple[timedelta, ...] = (timedelta(hours=24),)
+    failed_reminder: timedelta | None = timedelta(hours=1)
+    expiry_warning: timedelta | None = timedelta(hours=1)
+    reminder_template: bool = False
+
+
+async def schedule_for_new_link(tx: Tx, link: Link, policy: FollowUpPolicy) -> None:
+    """Within the transaction that stores a new link: its reminders, its expiry warning
+    and the offer at its expiry. A mark at or past the expiry is left out."""
+    for after in policy.reminders:
+        due = link.created_at + after
+        if due < link.expires_at:
+            mark = str(int(after.total_seconds()))
+            await tx.follow_ups.schedule(link.id, FollowUpKind.REMINDER, mark, due)
+    if policy.expiry_warning is None:
+        return
+    warn_at = link.expires_at - policy.expiry_warning
+    if warn_at > link.created_at:
+        await tx.follow_ups.schedule(link.id, FollowUpKind.EXPIRY_WARNING, "before", warn_at)
+    await tx.follow_ups.schedule(link.id, FollowUpKind.EXPIRED_OFFER, "at", link.expires_at)
+
+
+async def schedule_after_failure(tx: Tx, link: Link, now: datetime, after: timedelta) -> None:
+    """Within the transaction that moved the link to `failed`: one "try again" per failure."""
+    mark = now.isoformat()
+    await tx.follow_ups.schedule(link.id, FollowUpKind.FAILED_REMINDER, mark, now + after)
+
+
+class FollowUps:
+    """The worker that handles due follow-ups, and `/remind`."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], datetime],
+        voices: Voices,
+        policy: FollowUpPolicy,
+        on_queued: Callable[[], None],
+        holder: str = "follow-ups",
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._voices = voices
+        self.policy = policy
+        self._on_queued = on_queued
+        self._holder = holder
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if not await self.handle_due():
+                    await self._idle()
+            except StoreUnavailable as error:  # the schedule waits in the store
+                log.error("follow-ups: the store failed (%s); trying again in a second", error)
+                await asyncio.sleep(1.0)
+            except Exception:
+                log.exception("follow-ups: unexpected error, a bug; trying again in a second")
+                await asyncio.sleep(1.0)
+
+    async def handle_due(self) -> int:
+        """Claim the due follow-ups and handle each; how many were claimed."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            due = await tx.follow_ups.claim_due(now, CLAIM_BATCH, self._holder, now + CLAIM_LEASE)
+        for follow_up in due:
+            await self._handle(follow_up)
+        if due:
+            self._on_queued()
+        return len(due)
+
+    async def _idle(self) -> None:
+        async with self._store.transaction() as tx:
+            next_at = await tx.follow_ups.next_due_at()
+        wait = IDLE_MOST if next_at is None else (next_at - self._clock()).total_seconds()
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(IDLE_MOST, max(0.01, wait))):
+                await self._wake.wait()
+
+    async def _handle(self, follow_up: FollowUp) -> None:
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            if not await tx.follow_ups.finish(follow_up.id, self._holder, now):
+                return  # our lease ended and another worker has it
+            link = await tx.links.get(follow_up.link_id)
+            if link is None or not await _is_current(tx, link):
+                return
+            await self._act(tx, follow_up.kind, link, now)
+        log.info(
+            "follow-up %s of link %s done",
+            follow_up.kind,
+            follow_up.link_id,
+            extra={"link_id": follow_up.link_id, "order_id": link.order_id},
+        )
+
+    async def _act(self, tx: Tx, kind: FollowUpKind, link: Link, now: datetime) -> None:
+        if kind is FollowUpKind.REMINDER and _unpaid_and_live(link, now):
+            await self._remind(tx, link, now, failed=False)
+        elif kind is FollowUpKind.FAILED_REMINDER and _unpaid_and_live(link, now):
+            if link.status is Status.FAILED:
+                await self._remind(tx, link, now, failed=True)
+        elif kind is FollowUpKind.EXPIRY_WARNING and _unpaid_and_live(link, now):
+            await self._offer_renewal(tx, link, now, expired=False)
+        elif kind is FollowUpKind.EXPIRED_OFFER and _expired_unpaid(link, now):
+            await self._offer_renewal(tx, link, now, expired=True)
+
+    async def remind_now(self, order_id: str, chat: ChatRef) -> None:
+        """`/remind <order_id>`: a reminder now, by the same rules; or one clear answer."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            voice = await self._voices.of(tx, chat)
+            link = await tx.links.latest_for_order(order_id)
+            text = None
+            if link is None:
+                text = render.no_link(order_id)
+            elif link.confirmed_at is not None or link.status is Status.PAID:
+                text = render.already_paid(order_id, link.business_name)
+            elif not link.is_live(now):
+                text = render_follow_up.no_live_link(voice, link)
+            else:
+                await self._remind(tx, link, now, failed=False, asker=chat)
+            if text is not None:
+                await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], now)
+        self._on_queued()
+
+    async def _remind(
+        self, tx: Tx, link: Link, now: datetime, failed: bool, asker: ChatRef | None = None
+    ) -> None:
+        """Each customer chat of the link is reminded, as far as its channel allows; the
+        merchants (and whoever asked) hear who was, or get the link to forward."""
+        subscribers = await tx.subscriptions.for_link(link.id)
+        customers = [s.chat for s in subscribers if s.role is Role.CUSTOMER]
+        merchants = [s.chat for s in subscribers if s.role is Role.MERCHANT]
+        if asker is not None and asker not in merchants:
+            merchants.append(asker)
+        messages, reached, unreached = [], [], []
+        for chat in customers:
+            message = await self._reminder_for(tx, chat, link, now, failed)
+            if message is None:
+                unreached.append(chat)
+            else:
+                messages.append(message)
+                reached.append(chat)
+        for chat in merchants:
+            voice = await self._voices.of(tx, chat)
+            text = _merchant_report(voice, link, customers, reached, unreached, failed)
+            messages.append(Outgoing(chat, MessageKind.TEXT, text, link.id))
+        # One enqueue for every chat: the store locks each chat's queue in one order.
+        await tx.outbox.enqueue(messages, now)
+
+    async def _reminder_for(
+        self, tx: Tx, chat: ChatRef, link: Link, now: datetime, failed: bool
+    ) -> Outgoing | None:
+        """The customer's reminder; None when WhatsApp's window is shut and no template
+        is set up."""
+        voice = await self._voices.of(tx, chat)
+        words = render_follow_up.try_again if failed else render_follow_up.reminder
+        text = words(voice, link)
+        if chat.channel != "whatsapp":
+            pay = Button(render_follow_up.pay_now_label(voice), url=link.url)
+            return Outgoing(chat, MessageKind.TEXT, text, link.id, (pay,))
+        last = await tx.contacts.last_inbound_at(chat)
+        in_window = last is not None and now - last < WHATSAPP_WINDOW
+        if not in_window and not self.policy.reminder_template:
+            return None
+        marker = Button(render_follow_up.pay_now_label(voice), action=REMINDER_ACTION)
+        return Outgoing(chat, MessageKind.INVOICE, text, link.id, (marker,))
+
+    async def _offer_renewal(self, tx: Tx, link: Link, now: datetime, expired: bool) -> None:
+        """The merchants are offered a new link: a button on Telegram, a reply on WhatsApp."""
+        messages = []
+        for sub in await tx.subscriptions.for_link(link.id):
+            if sub.role is not Role.MERCHANT:
+                continue
+            voice = await self._voices.of(tx, sub.chat)
+            words = render_follow_up.expired_offer if expired else render_follow_up.expiry_warning
+            text, buttons = words(voice, link), ()
+            if sub.chat.channel == "whatsapp":
+                text += " " + render_follow_up.renew_by_reply(voice, link.order_id)
+            else:
+                text += " " + render_follow_up.renew_offer_on_telegram(voice)
+                label = render_follow_up.new_link_label(voice)
+                buttons = (Button(label, action=RENEW_ACTION + link.id),)
+            messages.append(Outgoing(sub.chat, MessageKind.TEXT, text, link.id, buttons))
+        await tx.outbox.enqueue(messages, now)
+
+
+def _merchant_report(
+    voice: Voice,
+    link: Link,
+    customers: Sequence[ChatRef],
+    reached: Sequence[ChatRef],
+    unreached: Sequence[ChatRef],
+    failed: bool,
+) -> str:
+    if not customers:
+        forward = render_follow_up.forward_try_again if failed else render_follow_up.forward_reminder
+        return forward(voice, link)
+    lines = []
+    if reached:
+        names = [render.customer_name(chat) for chat in reached]
+        told = (
+            render_follow_up.customers_asked_to_retry if failed else render_follow_up.customers_reminded
+        )
+        lines.append(told(voice, link, names))
+    lines += [
+        render_follow_up.customer_not_reminded(voice, link, render.customer_name(chat))
+        for chat in unreached
+    ]
+    return "\n".join(lines)
+
+
+async def _is_current(tx: Tx, link: Link) -> bool:
+    """False once the order has a newer link (it was renewed): the old one's follow-ups
+    would only confuse."""
+    latest = await tx.links.latest_for_order(link.order_id)
+    return latest is None or latest.id == link.id
+
+
+def _unpaid_and_live(link: Link, now: datetime) -> bool:
+    return link.confirmed_at is None and link.is_live(now)
+
+
+def _expired_unpaid(link: Link, now: datetime) -> bool:
+    """Expired, or past its expiry before the poller said so; never paid, never cancelled
+    (a final status other than `expired`)."""
+    if link.confirmed_at is not None:
+        return False
+    return link.status is Status.EXPIRED or (not link.status.is_final and now >= link.expires_at)
