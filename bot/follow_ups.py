@@ -235,7 +235,8 @@ class FollowUps:
                 continue
             voice = await self._voices.of(tx, sub.chat)
             words = render_follow_up.expired_offer if expired else render_follow_up.expiry_warning
-            text, buttons = words(voice, link), ()
+            text = words(voice, link)
+            buttons: tuple[Button, ...] = ()
             if sub.chat.channel == "whatsapp":
                 text += " " + render_follow_up.renew_by_reply(voice, link.order_id)
             else:
@@ -255,13 +256,17 @@ def _merchant_report(
     failed: bool,
 ) -> str:
     if not customers:
-        forward = render_follow_up.forward_try_again if failed else render_follow_up.forward_reminder
+        forward = (
+            render_follow_up.forward_try_again if failed else render_follow_up.forward_reminder
+        )
         return forward(voice, link)
     lines = []
     if reached:
         names = [render.customer_name(chat) for chat in reached]
         told = (
-            render_follow_up.customers_asked_to_retry if failed else render_follow_up.customers_reminded
+            render_follow_up.customers_asked_to_retry
+            if failed
+            else render_follow_up.customers_reminded
         )
         lines.append(told(voice, link, names))
     lines += [

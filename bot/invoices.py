@@ -16,10 +16,12 @@ from datetime import datetime, timedelta
 
 import segno
 
-from bot import render
+from bot import render, render_follow_up
 from bot.cimplify import CimplifyClient
 from bot.deliveries import tell_merchants
 from bot.errors import StoreError
+from bot.follow_ups import FollowUpPolicy, schedule_for_new_link
+from bot.i18n import Voice, Voices
 from bot.models import (
     ChatRef,
     CreatedLink,
@@ -104,6 +106,8 @@ class Invoices:
         on_queued: Callable[[], None],
         holder: str = "invoices",
         lease: timedelta = timedelta(seconds=6),
+        follow_ups: FollowUpPolicy | None = None,
+        voices: Voices | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -112,6 +116,8 @@ class Invoices:
         self._on_queued = on_queued
         self._holder = holder
         self._lease = lease  # of a claim on an order, renewed while its link is created
+        self._follow_ups = follow_ups or FollowUpPolicy()
+        self._voices = voices or Voices(Voice())
 
     async def issue(self, order_id: str, chat: ChatRef, customer: ChatRef | None = None) -> None:
         """Answer `chat` with the order's live link, creating one if needed; send the
@@ -122,6 +128,31 @@ class Invoices:
         """
         order_id = parse_order_id(order_id)
         await self._issue(order_id, _Audience(chat, customer))
+        self._on_queued()
+
+    async def renew(self, order_id: str, chat: ChatRef) -> None:
+        """`renew <order_id>`, the New link button: a new link for an order whose link
+        expired, to `chat` and to every chat of the old link; a clear answer instead
+        when the order is paid, its link still live, or paybot never invoiced it.
+
+        Raises InvalidOrderId and CimplifyError as `issue` does.
+        """
+        order_id = parse_order_id(order_id)
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            old = await tx.links.latest_for_order(order_id)
+            voice = await self._voices.of(tx, chat)
+            text = None
+            if old is None:
+                text = render.no_link(order_id)
+            elif old.confirmed_at is not None or old.status is Status.PAID:
+                text = render.already_paid(order_id, old.business_name)
+            elif old.is_live(now):
+                text = render_follow_up.still_live(voice, old)
+            if text is not None:
+                await _reply(tx, chat, text, now)
+        if old is not None and text is None:
+            await self._issue(order_id, _Audience(chat, None, renewing=old.id))
         self._on_queued()
 
     async def open_shared(self, code: str, chat: ChatRef) -> bool:
@@ -205,6 +236,7 @@ class Invoices:
                 link = self._new_link(created, order)
                 await tx.links.insert(link)
                 await tx.polls.schedule(link.id, self._policy.next_poll(link, self._clock()))
+                await schedule_for_new_link(tx, link, self._follow_ups)
             await self._send_invoices(tx, link, audience)
 
     async def _answer_from_store(self, tx: Tx, link: Link, audience: _Audience) -> bool:
@@ -230,6 +262,8 @@ class Invoices:
             messages.append(_invoice(link, audience.customer, Role.CUSTOMER, now))
             text = render.sent_to_customer(link, audience.customer)
             messages.append(Outgoing(audience.merchant, MessageKind.TEXT, text))
+        if audience.renewing is not None and audience.renewing != link.id:
+            messages += await _to_old_chats(tx, link, audience.renewing, audience.merchant, now)
         await tx.outbox.enqueue(messages, now)
 
     def _new_link(self, created: CreatedLink, order: Order) -> Link:
@@ -256,6 +290,24 @@ class _Audience:
 
     merchant: ChatRef
     customer: ChatRef | None
+    renewing: str | None = None  # the expired link whose chats all get the new one
+
+
+async def _to_old_chats(
+    tx: Tx, link: Link, old_id: str, merchant: ChatRef, now: datetime
+) -> list[Outgoing]:
+    """A renewal: every chat of the old link hears of the new one, each in its role, and
+    the asking merchant hears which customers got it. A chat already subscribed to the
+    new link (two renewals at once) is not sent it twice."""
+    messages = []
+    for sub in await tx.subscriptions.for_link(old_id):
+        if not await tx.subscriptions.add(Subscription(link.id, sub.chat, sub.role)):
+            continue
+        messages.append(_invoice(link, sub.chat, sub.role, now))
+        if sub.role is Role.CUSTOMER:
+            text = render.sent_to_customer(link, sub.chat)
+            messages.append(Outgoing(merchant, MessageKind.TEXT, text))
+    return messages
 
 
 def _invoice(link: Link, chat: ChatRef, role: Role, now: datetime) -> Outgoing:

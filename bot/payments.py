@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot import render
 from bot.cimplify_events import parse_event
 from bot.deliveries import tell_merchants
 from bot.event_matching import match_success
+from bot.follow_ups import schedule_after_failure
 from bot.inbox import FINISHED
 from bot.models import (
     EventType,
@@ -48,11 +49,13 @@ class Payments:
         clock: Clock,
         on_queued: Callable[[], None],
         telemetry: Telemetry | None = None,
+        failed_reminder: timedelta | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._on_queued = on_queued
         self._telemetry = telemetry or Telemetry()
+        self._failed_reminder = failed_reminder  # PAYBOT_FAILED_REMINDER; None: off
 
     async def apply_status(
         self, link_id: str, new: Status, reference: str | None = None
@@ -60,7 +63,7 @@ class Payments:
         """Move the link to `new` and tell its chats; the updated link, or None if no change."""
         now = self._clock()
         async with self._store.transaction() as tx:
-            moved = await move(tx, link_id, new, now, reference)
+            moved = await move(tx, link_id, new, now, reference, self._failed_reminder)
         if moved:
             self._on_queued()
         return moved
@@ -72,7 +75,7 @@ class Payments:
         event = parse_event(item.entry.body.encode())
         now = self._clock()
         async with self._store.transaction() as tx:
-            told = await _apply(tx, event, now)
+            told = await _apply(tx, event, now, self._failed_reminder)
             await tx.inbox.finish(item.seq, now)
         if told is not None:  # committed: from the webhook's receipt to the merchant's chat
             self._telemetry.confirmed(item.received_at, told)
@@ -93,9 +96,15 @@ def event_entry(event: WebhookEvent, body: bytes) -> InboxEntry:
 
 
 async def move(
-    tx: Tx, link_id: str, new: Status, now: datetime, reference: str | None
+    tx: Tx,
+    link_id: str,
+    new: Status,
+    now: datetime,
+    reference: str | None,
+    failed_reminder: timedelta | None = None,
 ) -> Link | None:
-    """Within `tx`: the conditional update, then the messages for every subscriber."""
+    """Within `tx`: the conditional update, then the messages for every subscriber; a
+    failure also schedules its "try again" `failed_reminder` later (bot/follow_ups.py)."""
     link = await tx.links.get(link_id)
     if link is None or link.confirmed_at is not None or not can_move(link.status, new):
         return None
@@ -112,6 +121,8 @@ async def move(
     link = replace(link, status=new, status_changed_at=now, reference=reference or link.reference)
     if new.is_final:
         await tx.polls.schedule(link_id, None)
+    if new is Status.FAILED and failed_reminder is not None:
+        await schedule_after_failure(tx, link, now, failed_reminder)
     subscribers = await tx.subscriptions.for_link(link_id)
     await tx.outbox.enqueue(_announce(link, subscribers, render.status_change, now), now)
     return link
@@ -134,10 +145,12 @@ def _announce(
     return messages
 
 
-async def _apply(tx: Tx, event: WebhookEvent, now: datetime) -> list[int] | None:
+async def _apply(
+    tx: Tx, event: WebhookEvent, now: datetime, failed_reminder: timedelta | None
+) -> list[int] | None:
     """Apply the event; when it confirmed a link, the ids of the merchants' messages."""
     if event.type == EventType.PAYMENT_FAILED:
-        await _fail(tx, event, now)
+        await _fail(tx, event, now, failed_reminder)
     elif event.type in (EventType.PAYMENT_SUCCEEDED, EventType.ORDER_COMPLETED):
         return await _confirm(tx, event, now)
     else:
@@ -150,14 +163,16 @@ async def _apply(tx: Tx, event: WebhookEvent, now: datetime) -> list[int] | None
     return None
 
 
-async def _fail(tx: Tx, event: WebhookEvent, now: datetime) -> None:
+async def _fail(
+    tx: Tx, event: WebhookEvent, now: datetime, failed_reminder: timedelta | None
+) -> None:
     link = await tx.links.by_token(event.token) if event.token else None
     if link is None or link.order_id != event.order_id:
         link = await tx.links.latest_for_order(event.order_id)
     if link is None:
         log.warning("webhook %s: no link for order %s", event.id, event.order_id)
         return
-    await move(tx, link.id, Status.FAILED, now, event.reference)
+    await move(tx, link.id, Status.FAILED, now, event.reference, failed_reminder)
 
 
 async def _confirm(tx: Tx, event: WebhookEvent, now: datetime) -> list[int] | None:

@@ -60,6 +60,7 @@ HELP = (
     "/invoice <order_id> <phone> - the same, also sent to the customer on WhatsApp\n"
     "/status <order_id> - where the order's payment stands\n"
     "/open - your links that are not paid yet\n"
+    "/remind <order_id> - remind the order's customers to pay, now\n"
     "/help - this message"
 )
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot import render
+from bot import render, render_follow_up
 from bot.errors import (
     ChannelOff,
     CimplifyUnavailable,
@@ -20,6 +20,8 @@ from bot.errors import (
     PaybotError,
     StoreError,
 )
+from bot.follow_ups import FollowUps
+from bot.i18n import Voice, Voices
 from bot.invoices import Invoices
 from bot.limits import PerKeyLimit
 from bot.models import (
@@ -37,8 +39,8 @@ from bot.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
-MERCHANT_COMMANDS = frozenset({"invoice", "open"})
-ASKS_CIMPLIFY = frozenset({"invoice", "status"})  # and the Refresh status button
+MERCHANT_COMMANDS = frozenset({"invoice", "open", "remind", "renew"})
+ASKS_CIMPLIFY = frozenset({"invoice", "status", "renew"})  # and the Refresh status button
 CIMPLIFY_ASKS = 30  # a merchant's commands that reach Cimplify, a minute
 MINUTE = timedelta(minutes=1)
 # What a merchant types when they mean a phone number, right or wrong: "+233 24…", "024-…".
@@ -75,6 +77,8 @@ class Conversation:
         on_queued: Callable[[], None],
         merchants_setting: Callable[[str], str],
         reach: CustomerReach | None = None,
+        follow_ups: FollowUps | None = None,
+        voices: Voices | None = None,
     ) -> None:
         self._store = store
         self._invoices = invoices
@@ -83,6 +87,8 @@ class Conversation:
         self._on_queued = on_queued
         self._merchants_setting = merchants_setting  # channel -> the setting that lists merchants
         self._reach = reach or CustomerReach()
+        self._follow_ups = follow_ups
+        self._voices = voices or Voices(Voice())
         # A stranger who keeps writing gets one answer a minute; a merchant's commands
         # that reach Cimplify are limited, so no chat can drive Cimplify's API hard.
         self._stranger_answers = PerKeyLimit(1, MINUTE, clock)
@@ -101,6 +107,8 @@ class Conversation:
             "invoice": self._invoice,
             "status": self._status if command.is_merchant else self._customer_status,
             "open": self._open,
+            "remind": self._remind,
+            "renew": self._renew,
             "start": self._start,
             "help": self._help,
         }.get(command.name, self._unknown if command.is_merchant else self._help)
@@ -152,6 +160,43 @@ class Conversation:
         except PaybotError as error:
             return render.explain(error, link.order_id)
         return f"Order {current.order_id}: {current.status_words}"
+
+    async def renew_button(self, chat: ChatRef, link_id: str, is_merchant: bool) -> str:
+        """A "New link" button: renew the order of a link this chat holds as a merchant;
+        the words for the button's answer (the new invoice follows as a message)."""
+        async with self._store.transaction() as tx:
+            link = await tx.links.get(link_id)
+            voice = await self._voices.of(tx, chat)
+            held = link is not None and any(
+                sub.chat == chat and sub.role is Role.MERCHANT
+                for sub in await tx.subscriptions.for_link(link_id)
+            )
+        if link is None or not held or not is_merchant:
+            return render_follow_up.not_this_chats(voice)
+        if not self._cimplify_asks.allow(chat):
+            return render.too_many_asks(CIMPLIFY_ASKS)
+        try:
+            await self._invoices.renew(link.order_id, chat)
+        except PaybotError as error:
+            return render.explain(error, link.order_id)
+        return render_follow_up.new_link_coming(voice)
+
+    async def _remind(self, command: Command) -> None:
+        if len(command.args) != 1 or self._follow_ups is None:
+            await self._usage(command.chat, render_follow_up.remind_usage)
+            return
+        await self._follow_ups.remind_now(parse_order_id(command.args[0]), command.chat)
+
+    async def _renew(self, command: Command) -> None:
+        if len(command.args) != 1:
+            await self._usage(command.chat, render_follow_up.renew_usage)
+            return
+        await self._invoices.renew(command.args[0], command.chat)
+
+    async def _usage(self, chat: ChatRef, words: Callable[[Voice], str]) -> None:
+        async with self._store.transaction() as tx:
+            voice = await self._voices.of(tx, chat)
+        await self.reply(chat, words(voice))
 
     async def _invoice(self, command: Command) -> None:
         if not command.args:

@@ -41,6 +41,7 @@ from telegram.ext import (
 )
 
 from bot.errors import ChatMoved, PermanentDelivery, RetryLater, TransientDelivery
+from bot.follow_ups import RENEW_ACTION
 from bot.invoices import qr_png
 from bot.models import Button, ChatRef, InboxEntry, InboxItem, MessageKind, Role
 from bot.outbox import Delivery
@@ -53,11 +54,12 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 # A slow Cimplify must not hold up everyone else's commands.
 CONCURRENT_UPDATES = 64
-COMMANDS = ("invoice", "status", "open", "start", "help")
+COMMANDS = ("invoice", "status", "open", "remind", "renew", "start", "help")
 MENU = [
     BotCommand("invoice", "Payment link and QR code for an order"),
     BotCommand("status", "Where an order's payment stands"),
     BotCommand("open", "Your links that are not paid yet"),
+    BotCommand("remind", "Remind an order's customers to pay"),
     BotCommand("help", "What paybot can do"),
 ]
 
@@ -85,6 +87,7 @@ class TelegramChannel:
             self.app.add_handler(CommandHandler(name, self._on_command))
         self.app.add_handler(MessageHandler(filters.COMMAND, self._on_command))
         self.app.add_handler(CallbackQueryHandler(self._on_button, pattern=r"^refresh:"))
+        self.app.add_handler(CallbackQueryHandler(self._on_renew, pattern=f"^{RENEW_ACTION}"))
         self.polling = UpdatePolling(self.app.bot, store_batch) if webhook is None else None
         self.webhook = (
             None if webhook is None else UpdateWebhook(self.app.bot, webhook, ALLOWED_UPDATES)
@@ -175,6 +178,17 @@ class TelegramChannel:
         link_id = query.data.removeprefix("refresh:")
         chat = ChatRef(CHANNEL, str(query.message.chat_id))
         answer = await self._conversation.refresh(chat, link_id)
+        await query.answer(answer[:200])
+
+    async def _on_renew(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The New link button of an expiry warning: only a merchant may renew."""
+        query = update.callback_query
+        if query is None or query.data is None or not isinstance(query.message, Message):
+            return
+        link_id = query.data.removeprefix(RENEW_ACTION)
+        chat = ChatRef(CHANNEL, str(query.message.chat_id))
+        is_merchant = query.from_user.id in self._merchants
+        answer = await self._conversation.renew_button(chat, link_id, is_merchant)
         await query.answer(answer[:200])
 
 

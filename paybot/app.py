@@ -21,7 +21,9 @@ from typing import Any
 from bot.cimplify import CimplifyClient, WebhookVerifier
 from bot.config import Settings
 from bot.deliveries import Deliveries
+from bot.follow_ups import FollowUpPolicy, FollowUps
 from bot.housekeeping import Housekeeping
+from bot.i18n import Voice, Voices
 from bot.inbox import Handler, InboxWorker, Intake, Leases
 from bot.invoices import Invoices
 from bot.models import utcnow
@@ -112,6 +114,7 @@ class Paybot:
             tracker=self.tracker.run(),
             inbox=self.inbox.run(),
             housekeeping=self.housekeeping.run(),
+            follow_ups=self.follow_ups.run(),
             roles=self.roles.run(),
             wakeups=self.store.watch(self._woken),
         )
@@ -132,7 +135,18 @@ class Paybot:
         clock, policy = self.tuning.clock, self.tuning.poll_policy
         telemetry = self.telemetry
         self.intake = Intake(self.store, clock, self._stored, telemetry)
-        self.payments = Payments(self.store, clock, self._queued, telemetry)
+        self.voices = Voices(Voice())
+        follow_up_policy = self._follow_up_policy()
+        self.payments = Payments(
+            self.store,
+            clock,
+            self._queued,
+            telemetry,
+            follow_up_policy.failed_reminder,
+        )
+        self.follow_ups = FollowUps(
+            self.store, clock, self.voices, follow_up_policy, self._queued, self.holder
+        )
         self.deliveries = Deliveries(self.store, clock, self._queued)
         rate = self.settings.poll_rate
         self.tracker = Tracker(
@@ -146,6 +160,8 @@ class Paybot:
             self._queued_and_tracked,
             self.holder,
             self.tuning.leases.claim,
+            follow_up_policy,
+            self.voices,
         )
         reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
         self.conversation = Conversation(
@@ -156,6 +172,8 @@ class Paybot:
             self._queued,
             MERCHANT_SETTINGS.__getitem__,
             reach,
+            self.follow_ups,
+            self.voices,
         )
         self.telegram = self._telegram_channel()
         self.whatsapp = self._whatsapp_channel()
@@ -175,6 +193,15 @@ class Paybot:
             self.store, clock, self.holder, self._inbox_handlers(), self.tuning.leases
         )
         self.housekeeping = Housekeeping(self.store, clock, self.settings.retention)
+
+    def _follow_up_policy(self) -> FollowUpPolicy:
+        s = self.settings
+        return FollowUpPolicy(
+            reminders=s.reminders,
+            failed_reminder=s.failed_reminder,
+            expiry_warning=s.expiry_warning,
+            reminder_template=s.twilio_reminder_content_sid is not None,
+        )
 
     def _inbox_handlers(self) -> dict[str, Handler]:
         """Which part handles each kind of stored input."""
@@ -301,9 +328,12 @@ class Paybot:
 
     def _woken(self, topic: str) -> None:
         """Another process stored work: the part that acts on it looks now."""
-        {"inbox": self.inbox.wake, "outbox": self.outbox.wake, "polls": self.tracker.wake}.get(
-            topic, lambda: None
-        )()
+        {
+            "inbox": self.inbox.wake,
+            "outbox": self.outbox.wake,
+            "polls": self.tracker.wake,
+            "follow_ups": self.follow_ups.wake,
+        }.get(topic, lambda: None)()
 
     def _queued(self) -> None:
         self.outbox.wake()
@@ -314,3 +344,4 @@ class Paybot:
     def _queued_and_tracked(self) -> None:
         self.outbox.wake()
         self.tracker.wake()
+        self.follow_ups.wake()

@@ -86,6 +86,8 @@ class Demo:
             paybot.outbox.wake,
             MERCHANT_SETTINGS.__getitem__,
             reach,
+            paybot.follow_ups,
+            paybot.voices,
         )
 
     async def say(self, line: str, step_delay: float) -> None:
