@@ -1,6 +1,7 @@
 """Keeping the store's size bounded: what is done and older than PAYBOT_RETENTION goes.
 
-Handled inputs, sent (or dropped) messages and old status history are deleted in
+Handled inputs, sent (or dropped) messages, old status history and follow-ups done
+(reminders sent or found moot) are deleted in
 small batches, one short transaction each, so no other work waits long behind
 them; it runs at start and then every hour. Inputs set aside (they kept failing)
 are kept for someone to look at; links and their subscriptions are kept.
@@ -41,6 +42,7 @@ class Housekeeping:
             "handled inputs": lambda tx: tx.inbox.forget_finished(before, BATCH),
             "sent messages": lambda tx: tx.outbox.forget_done(before, BATCH),
             "status changes": lambda tx: tx.links.forget_history(before, BATCH),
+            "follow-ups done": lambda tx: tx.follow_ups.forget_done(before, BATCH),
         }
         total = 0
         for name, forget in kinds.items():

@@ -311,6 +311,10 @@ class FollowUps(Protocol):
     async def pending_for(self, link_id: str) -> list[FollowUp]:
         """The link's follow-ups not done yet, soonest first."""
 
+    async def forget_done(self, before: datetime, limit: int) -> int:
+        """Delete at most `limit` follow-ups done before the time; how many. (Safe: each is
+        scheduled once, as its link is made or its failure recorded, never again after.)"""
+
 
 class Tx(Protocol):
     """One transaction: the repositories, all on it. Nothing commits on its own."""

@@ -69,6 +69,14 @@ class PostgresFollowUps:
         )
         return [_follow_up(row) for row in found]
 
+    async def forget_done(self, before: datetime, limit: int) -> int:
+        return await self._sql.change(
+            "DELETE FROM follow_ups WHERE id IN (SELECT id FROM follow_ups"
+            " WHERE done_at IS NOT NULL AND done_at < $1 LIMIT $2)",
+            before,
+            limit,
+        )
+
 
 def _follow_up(row: asyncpg.Record) -> FollowUp:
     return FollowUp(

@@ -59,6 +59,13 @@ class SqliteFollowUps(SqliteStatements):
         )
         return [_follow_up(row) for row in found]
 
+    async def forget_done(self, before: datetime, limit: int) -> int:
+        return await self._change(
+            "DELETE FROM follow_ups WHERE id IN (SELECT id FROM follow_ups"
+            " WHERE done_at IS NOT NULL AND done_at < ? LIMIT ?)",
+            (time_text(before), limit),
+        )
+
 
 def _follow_up(row: sqlite3.Row) -> FollowUp:
     return FollowUp(

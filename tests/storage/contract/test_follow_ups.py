@@ -96,3 +96,19 @@ async def test_claimers_in_many_processes_take_each_follow_up_once(
     ids = [f.id for batch in taken for f in batch]
     assert len(ids) == 12
     assert len(set(ids)) == 12
+
+
+async def test_forget_done_takes_only_those_done_before_the_time(store: Store) -> None:
+    await with_links(store, "l1")
+    for mark in ("old", "older", "recent", "waiting"):
+        await schedule(store, "l1", REMINDER, mark, 0)
+    taken = {f.mark: f for f in await claim(store, 1)}
+    for mark, done in (("old", 10), ("older", 5), ("recent", 5000)):
+        assert await finish(store, taken[mark], now=done)
+    async with store.transaction() as tx:
+        first = await tx.follow_ups.forget_done(at(600), limit=1)
+        second = await tx.follow_ups.forget_done(at(600), limit=10)
+        left = await tx.follow_ups.pending_for("l1")
+    assert (first, second) == (1, 1)
+    assert [f.mark for f in left] == ["waiting"]  # "recent" is done but kept; "waiting" is not done
+    assert not await schedule(store, "l1", REMINDER, "recent", 0)  # still known: not made again
