@@ -170,6 +170,7 @@ class FollowUps:
         now = self._clock()
         async with self._store.transaction() as tx:
             voice = await self._voices.of(tx, chat)
+            # TODO(access): a cashier may remind only of the links they issued (links.issued_by).
             link = await tx.links.latest_for_order(order_id)
             text = None
             if link is None:

@@ -140,6 +140,7 @@ class Invoices:
         order_id = parse_order_id(order_id)
         now = self._clock()
         async with self._store.transaction() as tx:
+            # TODO(access): a cashier may renew only the links they issued (links.issued_by).
             old = await tx.links.latest_for_order(order_id)
             voice = await self._voices.of(tx, chat)
             text = None
