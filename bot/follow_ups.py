@@ -15,36 +15,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import render, render_follow_up
 from bot.errors import StoreUnavailable
-from bot.i18n import Voice, Voices
+from bot.follow_up_messages import offer_renewal, remind
+from bot.i18n import Voices
 from bot.models import (
-    Button,
     ChatRef,
     FollowUp,
     FollowUpKind,
     Link,
     MessageKind,
     Outgoing,
-    Role,
     Status,
 )
 from bot.ports import Store, Tx
 
 log = logging.getLogger(__name__)
 
-# WhatsApp's customer-service window (handlers/whatsapp_send.py, WINDOW): outside it a
-# business writes first only with an approved template.
-WHATSAPP_WINDOW = timedelta(hours=24)
-# A WhatsApp reminder is an invoice-kind message (the QR again) with this one button,
-# which WhatsApp does not show: it tells the sender to use the reminder's template
-# (TWILIO_REMINDER_CONTENT_SID) outside the window rather than the invoice's.
-REMINDER_ACTION = "reminder"
-RENEW_ACTION = "renew:"  # + the old link's id: the New link button's callback data
 CLAIM_BATCH = 20
 CLAIM_LEASE = timedelta(seconds=30)
 IDLE_MOST = 5.0  # seconds between looks when nothing wakes the worker
@@ -161,9 +152,15 @@ class FollowUps:
             if link.status is Status.FAILED:
                 await self._remind(tx, link, now, failed=True)
         elif kind is FollowUpKind.EXPIRY_WARNING and _unpaid_and_live(link, now):
-            await self._offer_renewal(tx, link, now, expired=False)
+            await offer_renewal(tx, self._voices, link, now, expired=False)
         elif kind is FollowUpKind.EXPIRED_OFFER and _expired_unpaid(link, now):
-            await self._offer_renewal(tx, link, now, expired=True)
+            await offer_renewal(tx, self._voices, link, now, expired=True)
+
+    async def _remind(
+        self, tx: Tx, link: Link, now: datetime, failed: bool, asker: ChatRef | None = None
+    ) -> None:
+        template = self.policy.reminder_template
+        await remind(tx, self._voices, template, link, now, failed, asker)
 
     async def remind_now(self, order_id: str, chat: ChatRef) -> None:
         """`/remind <order_id>`: a reminder now, by the same rules; or one clear answer."""
@@ -184,97 +181,6 @@ class FollowUps:
             if text is not None:
                 await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], now)
         self._on_queued()
-
-    async def _remind(
-        self, tx: Tx, link: Link, now: datetime, failed: bool, asker: ChatRef | None = None
-    ) -> None:
-        """Each customer chat of the link is reminded, as far as its channel allows; the
-        merchants (and whoever asked) hear who was, or get the link to forward."""
-        subscribers = await tx.subscriptions.for_link(link.id)
-        customers = [s.chat for s in subscribers if s.role is Role.CUSTOMER]
-        merchants = [s.chat for s in subscribers if s.role is Role.MERCHANT]
-        if asker is not None and asker not in merchants:
-            merchants.append(asker)
-        messages, reached, unreached = [], [], []
-        for chat in customers:
-            message = await self._reminder_for(tx, chat, link, now, failed)
-            if message is None:
-                unreached.append(chat)
-            else:
-                messages.append(message)
-                reached.append(chat)
-        for chat in merchants:
-            voice = await self._voices.of(tx, chat)
-            text = _merchant_report(voice, link, customers, reached, unreached, failed)
-            messages.append(Outgoing(chat, MessageKind.TEXT, text, link.id))
-        # One enqueue for every chat: the store locks each chat's queue in one order.
-        await tx.outbox.enqueue(messages, now)
-
-    async def _reminder_for(
-        self, tx: Tx, chat: ChatRef, link: Link, now: datetime, failed: bool
-    ) -> Outgoing | None:
-        """The customer's reminder; None when WhatsApp's window is shut and no template
-        is set up."""
-        voice = await self._voices.of(tx, chat)
-        words = render_follow_up.try_again if failed else render_follow_up.reminder
-        text = words(voice, link)
-        if chat.channel != "whatsapp":
-            pay = Button(render_follow_up.pay_now_label(voice), url=link.url)
-            return Outgoing(chat, MessageKind.TEXT, text, link.id, (pay,))
-        last = await tx.contacts.last_inbound_at(chat)
-        in_window = last is not None and now - last < WHATSAPP_WINDOW
-        if not in_window and not self.policy.reminder_template:
-            return None
-        marker = Button(render_follow_up.pay_now_label(voice), action=REMINDER_ACTION)
-        return Outgoing(chat, MessageKind.INVOICE, text, link.id, (marker,))
-
-    async def _offer_renewal(self, tx: Tx, link: Link, now: datetime, expired: bool) -> None:
-        """The merchants are offered a new link: a button on Telegram, a reply on WhatsApp."""
-        messages = []
-        for sub in await tx.subscriptions.for_link(link.id):
-            if sub.role is not Role.MERCHANT:
-                continue
-            voice = await self._voices.of(tx, sub.chat)
-            words = render_follow_up.expired_offer if expired else render_follow_up.expiry_warning
-            text = words(voice, link)
-            buttons: tuple[Button, ...] = ()
-            if sub.chat.channel == "whatsapp":
-                text += " " + render_follow_up.renew_by_reply(voice, link.order_id)
-            else:
-                text += " " + render_follow_up.renew_offer_on_telegram(voice)
-                label = render_follow_up.new_link_label(voice)
-                buttons = (Button(label, action=RENEW_ACTION + link.id),)
-            messages.append(Outgoing(sub.chat, MessageKind.TEXT, text, link.id, buttons))
-        await tx.outbox.enqueue(messages, now)
-
-
-def _merchant_report(
-    voice: Voice,
-    link: Link,
-    customers: Sequence[ChatRef],
-    reached: Sequence[ChatRef],
-    unreached: Sequence[ChatRef],
-    failed: bool,
-) -> str:
-    if not customers:
-        forward = (
-            render_follow_up.forward_try_again if failed else render_follow_up.forward_reminder
-        )
-        return forward(voice, link)
-    lines = []
-    if reached:
-        names = [render.customer_name(chat) for chat in reached]
-        told = (
-            render_follow_up.customers_asked_to_retry
-            if failed
-            else render_follow_up.customers_reminded
-        )
-        lines.append(told(voice, link, names))
-    lines += [
-        render_follow_up.customer_not_reminded(voice, link, render.customer_name(chat))
-        for chat in unreached
-    ]
-    return "\n".join(lines)
 
 
 async def _is_current(tx: Tx, link: Link) -> bool:

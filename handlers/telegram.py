@@ -41,7 +41,7 @@ from telegram.ext import (
 )
 
 from bot.errors import ChatMoved, PermanentDelivery, RetryLater, TransientDelivery
-from bot.follow_ups import RENEW_ACTION
+from bot.follow_up_messages import RENEW_ACTION
 from bot.invoices import qr_png
 from bot.models import Button, ChatRef, InboxEntry, InboxItem, MessageKind, Role
 from bot.outbox import Delivery

@@ -37,7 +37,7 @@ import httpx
 from bot import render
 from bot.config import Settings
 from bot.errors import ChannelOff, PermanentDelivery, RetryLater, TransientDelivery
-from bot.follow_ups import REMINDER_ACTION
+from bot.follow_up_messages import REMINDER_ACTION
 from bot.models import ChatRef, Link, MessageKind
 from bot.outbox import Delivery
 from bot.ports import Store
