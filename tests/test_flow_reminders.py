@@ -7,9 +7,11 @@ restart on the same database neither loses a reminder nor sends one twice.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from paybot.app import Paybot
 from tests.clocks import MovableClock
 from tests.flow_events import event
 from tests.follow_up_support import clocked_world, move_on
@@ -20,6 +22,7 @@ REMINDED = "reminded the customer on Telegram"
 WA_CUSTOMER = "+233241234567"
 WA_MERCHANT = "+233200000001"
 MINUTE = timedelta(minutes=1)
+MARKS = 24  # reminders due at one moment, for two instances to share (48 messages: 2 s of sending)
 
 
 async def telegram_customer(world: World) -> None:
@@ -209,3 +212,28 @@ async def test_whatsapp_outside_the_window_with_the_reminder_template(
             "4": link.url,
         }
         await wa.wa_message(WA_MERCHANT, f"reminded the customer {WA_CUSTOMER}")
+
+
+async def test_two_instances_on_one_database_remind_once_each_mark(
+    tmp_path: Path, database: str
+) -> None:
+    clock = MovableClock()
+    marks = ",".join(f"{n}m" for n in range(1, MARKS + 1))  # many at once: the workers race
+    env = {"PAYBOT_REMINDERS": marks, "PAYBOT_EXPIRY_WARNING": "off"}
+    async with clocked_world(tmp_path, database, clock, env=env) as world:
+        await telegram_customer(world)
+        other = Paybot(world.settings, world.tuning)  # a second process, as far as the store knows
+        await other.start()
+        try:
+            clock.ahead += timedelta(minutes=MARKS + 1)
+            # Both at the same moment, as two processes woken by the same clock would.
+            await asyncio.gather(
+                world.paybot.follow_ups.handle_due(), other.follow_ups.handle_due()
+            )
+            await move_on(world, clock, timedelta(0))
+            await world.fake.wait_for(lambda: world.count("A reminder", CUSTOMER) >= MARKS)
+            await world.wait_idle()
+        finally:
+            await other.stop()
+        assert world.count("A reminder", CUSTOMER) == MARKS
+        assert world.count(REMINDED) == MARKS
