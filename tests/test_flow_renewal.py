@@ -79,6 +79,12 @@ async def test_renewing_a_live_or_paid_link_answers_instead(tmp_path: Path, data
         world.say("/renew 1001")
         await world.wait_message("still live, so there is no new one")
         link = await world.link_for("1001")
+        # A New link button pressed by someone who is no merchant of the link: refused.
+        world.fake.press_button(f"renew:{link.id}", message_id=1, user_id=CUSTOMER)
+        answer = await world.fake.wait_for(
+            lambda: next((c for c in world.fake.calls if c.method == "answerCallbackQuery"), None)
+        )
+        assert "not one of this chat's" in answer.params["text"]
         await world.post_event(event("payment.succeeded", token=link.token))
         await world.wait_message("Confirmed")
         world.say("/renew 1001")
