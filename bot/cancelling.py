@@ -77,7 +77,7 @@ class Cancelling:
 
     async def _cancel_here(self, tx: Tx, link: Link, chat: ChatRef) -> None:
         """Cimplify cancelled the order: the link follows, and its chats hear it."""
-        moved = await move(tx, link.id, Status.CANCELLED, self._clock(), None)
+        moved = await move(tx, link.id, Status.CANCELLED, self._clock(), None, self._voices)
         log.info("order %s cancelled in Cimplify; link %s moved: %s", link.order_id, link.id, moved)
         if moved is None:  # it moved meanwhile: cancelled by another, or paid after all
             current = await tx.links.get(link.id)

@@ -32,6 +32,8 @@ from bot.config_readers import (
     choice,
     content_sid,
     duration,
+    durations,
+    optional_duration,
     optional_url,
     phone_numbers,
     region,
@@ -106,6 +108,11 @@ class Settings:
     digest_at: time | None = time(20, 0)  # local time of the daily digest; None: off
     # The chats' language until a chat picks its own with /lang (bot/i18n.py).
     language: str = "en"
+    twilio_reminder_content_sid: str | None = None
+    # Follow-ups (bot/follow_ups.py): after issue; after a failure; before the expiry.
+    reminders: tuple[timedelta, ...] = (timedelta(hours=24),)
+    failed_reminder: timedelta | None = timedelta(hours=1)
+    expiry_warning: timedelta | None = timedelta(hours=1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> Settings:
@@ -144,6 +151,9 @@ class Settings:
             language=choice(env, "PAYBOT_LANGUAGE", LANGUAGES, "en"),
             timezone=time_zone(env, "PAYBOT_TIMEZONE", "UTC"),
             digest_at=time_of_day_or_off(env, "PAYBOT_DIGEST_AT", "20:00"),
+            reminders=durations(env, "PAYBOT_REMINDERS", "24h"),
+            failed_reminder=optional_duration(env, "PAYBOT_FAILED_REMINDER", "1h"),
+            expiry_warning=optional_duration(env, "PAYBOT_EXPIRY_WARNING", "1h"),
         )
 
     @property
@@ -303,6 +313,7 @@ def _twilio(env: Mapping[str, str]) -> dict[str, Any]:
         "twilio_api_base": url(env, "TWILIO_API_BASE", "https://api.twilio.com"),
         "twilio_invoice_content_sid": content_sid(env, "TWILIO_INVOICE_CONTENT_SID"),
         "twilio_status_content_sid": content_sid(env, "TWILIO_STATUS_CONTENT_SID"),
+        "twilio_reminder_content_sid": content_sid(env, "TWILIO_REMINDER_CONTENT_SID"),
     }
 
 

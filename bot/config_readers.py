@@ -191,3 +191,27 @@ def choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default:
     if raw.strip().lower() not in allowed:
         raise ConfigError(name, f"expected one of {', '.join(allowed)}, got {raw!r}")
     return raw.strip().lower()
+
+
+def optional_duration(env: Mapping[str, str], name: str, default: str) -> timedelta | None:
+    """A duration, or None for `off`; ConfigError naming the setting otherwise."""
+    if env.get(name, default).strip().lower() == "off":
+        return None
+    return _duration_or_off(env, name, default)
+
+
+def durations(env: Mapping[str, str], name: str, default: str) -> tuple[timedelta, ...]:
+    """Comma-separated durations (`24h,72h`), soonest first without repeats; () for `off`."""
+    raw = env.get(name, default).strip()
+    if raw.lower() == "off":
+        return ()
+    found = {_duration_or_off({name: entry.strip()}, name, "") for entry in raw.split(",")}
+    return tuple(sorted(found))
+
+
+def _duration_or_off(env: Mapping[str, str], name: str, default: str) -> timedelta:
+    found = _DURATION.fullmatch(env.get(name, default).strip())
+    if found is None or int(found[1]) == 0:
+        problem = "expected durations like 90s, 30m, 24h or 3d (comma-separated), or off"
+        raise ConfigError(name, problem)
+    return timedelta(**{_UNIT[found[2]]: int(found[1])})

@@ -1,6 +1,7 @@
 """Keeping the store's size bounded: what is done and older than PAYBOT_RETENTION goes.
 
-Handled inputs, sent (or dropped) messages and old status history are deleted in
+Handled inputs, sent (or dropped) messages, old status history and follow-ups done
+(reminders sent or found moot) are deleted in
 small batches, one short transaction each, so no other work waits long behind
 them; it runs at start and then every hour. /export files go once they expire (a
 day). Inputs set aside (they kept failing) are kept for someone to look at; links
@@ -44,6 +45,7 @@ class Housekeeping:
             "status changes": lambda tx: tx.links.forget_history(before, BATCH),
             # An export is kept for a day, not for the retention: its URL stops then.
             "expired exports": lambda tx: tx.exports.forget_expired(self._clock(), BATCH),
+            "follow-ups done": lambda tx: tx.follow_ups.forget_done(before, BATCH),
         }
         total = 0
         for name, forget in kinds.items():

@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 
 import segno
 
-from bot import render, render_access
+from bot import render, render_access, render_follow_up
 from bot.access import Merchant, may_see
 from bot.cimplify import CimplifyClient
 from bot.deliveries import tell_merchants
 from bot.errors import StoreError
-from bot.i18n import ENGLISH_VOICES, Voice, Voices, Words
+from bot.follow_ups import FollowUpPolicy, schedule_for_new_link
+from bot.i18n import ENGLISH_VOICES, Voices, Words
 from bot.models import (
     ChatRef,
     CreatedLink,
@@ -106,6 +107,7 @@ class Invoices:
         on_queued: Callable[[], None],
         holder: str = "invoices",
         lease: timedelta = timedelta(seconds=6),
+        follow_ups: FollowUpPolicy | None = None,
         voices: Voices | None = None,
     ) -> None:
         self._store = store
@@ -116,7 +118,7 @@ class Invoices:
         self._on_queued = on_queued
         self._holder = holder
         self._lease = lease  # of a claim on an order, renewed while its link is created
-        self._voices = voices or Voices(Voice())
+        self._follow_ups = follow_ups or FollowUpPolicy()
 
     async def issue(
         self,
@@ -134,6 +136,26 @@ class Invoices:
         """
         order_id = parse_order_id(order_id)
         await self._issue(order_id, _Audience(chat, customer, issuer))
+        self._on_queued()
+
+    async def renew(self, order_id: str, chat: ChatRef, issuer: Merchant | None = None) -> None:
+        """`renew <order_id>`, the New link button: a new link for an order whose link
+        expired, to `chat` and to every chat of the old link; a clear answer instead
+        when the order is paid, its link still live, or paybot never invoiced it.
+
+        Raises InvalidOrderId and CimplifyError as `issue` does.
+        """
+        order_id = parse_order_id(order_id)
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            old = await tx.links.latest_for_order(order_id)
+            answer = _no_renewal(old, order_id, issuer, now)
+            if answer is not None:
+                await self._reply(tx, chat, answer)
+        if old is not None and answer is None:
+            # The new link stays with whoever issued the old one (a cashier's stays theirs).
+            keeper = issuer if old.issued_by is None else Merchant(old.issued_by)
+            await self._issue(order_id, _Audience(chat, None, keeper, renewing=old.id))
         self._on_queued()
 
     async def open_shared(self, code: str, chat: ChatRef) -> bool:
@@ -218,6 +240,7 @@ class Invoices:
                 link = self._new_link(created, order, audience.issuer)
                 await tx.links.insert(link)
                 await tx.polls.schedule(link.id, self._policy.next_poll(link, self._clock()))
+                await schedule_for_new_link(tx, link, self._follow_ups)
             elif await self._refused(tx, link, audience):
                 return
             await self._send_invoices(tx, link, audience)
@@ -260,6 +283,13 @@ class Invoices:
             voice = await self._voices.of(tx, audience.merchant)
             text = render.sent_to_customer(link, audience.customer, voice)
             messages.append(Outgoing(audience.merchant, MessageKind.TEXT, text))
+        if audience.renewing is not None and audience.renewing != link.id:
+            for sub in await _to_old_chats(tx, link, audience.renewing):
+                messages.append(await self._invoice(tx, link, sub.chat, sub.role))
+                if sub.role is Role.CUSTOMER:
+                    voice = await self._voices.of(tx, audience.merchant)
+                    text = render.sent_to_customer(link, sub.chat, voice)
+                    messages.append(Outgoing(audience.merchant, MessageKind.TEXT, text))
         await tx.outbox.enqueue(messages, now)
 
     async def _invoice(self, tx: Tx, link: Link, chat: ChatRef, role: Role) -> Outgoing:
@@ -296,6 +326,21 @@ class Invoices:
         )
 
 
+def _no_renewal(
+    old: Link | None, order_id: str, issuer: Merchant | None, now: datetime
+) -> Words | None:
+    """Why the order gets no new link, in words; None when it may be renewed."""
+    if old is None:
+        return functools.partial(render.no_link, order_id)
+    if issuer is not None and not may_see(issuer, old):
+        return lambda voice: render_access.not_yours(voice, order_id)
+    if old.confirmed_at is not None or old.status is Status.PAID:
+        return functools.partial(render.already_paid, order_id, old.business_name)
+    if old.is_live(now):
+        return lambda voice: render_follow_up.still_live(voice, old)
+    return None
+
+
 @dataclass(frozen=True)
 class _Audience:
     """Who hears of an invoice: the merchant who asked, and maybe their customer."""
@@ -303,3 +348,14 @@ class _Audience:
     merchant: ChatRef
     customer: ChatRef | None
     issuer: Merchant | None = None  # who asked, as a merchant; None: not by a command
+    renewing: str | None = None  # the expired link whose chats all get the new one
+
+
+async def _to_old_chats(tx: Tx, link: Link, old_id: str) -> list[Subscription]:
+    """A renewal: every chat of the old link is subscribed to the new one, each in its
+    role; the chats newly subscribed (two renewals at once send nothing twice)."""
+    added = []
+    for sub in await tx.subscriptions.for_link(old_id):
+        if await tx.subscriptions.add(Subscription(link.id, sub.chat, sub.role)):
+            added.append(sub)
+    return added

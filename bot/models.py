@@ -374,3 +374,24 @@ def sums_by_currency(amounts: Iterable[Money]) -> tuple[Money, ...]:
     for money in amounts:
         sums[money.currency] = sums.get(money.currency, Decimal(0)) + money.amount
     return tuple(Money(sums[code], code) for code in sorted(sums))
+
+
+class FollowUpKind(StrEnum):
+    """What a scheduled follow-up of a link does when it falls due (bot/follow_ups.py)."""
+
+    REMINDER = "reminder"  # at a PAYBOT_REMINDERS mark: customers reminded to pay
+    FAILED_REMINDER = "failed_reminder"  # after a failed payment: "try again"
+    EXPIRY_WARNING = "expiry_warning"  # before the expiry: the merchant offered a new link
+    EXPIRED_OFFER = "expired_offer"  # at the expiry: the same offer, once more
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """One scheduled follow-up, as a worker claimed it. `mark` tells apart follow-ups of
+    one kind for one link (the reminder's offset, the failure's moment): each exists once."""
+
+    id: int
+    link_id: str
+    kind: FollowUpKind
+    mark: str
+    due_at: datetime

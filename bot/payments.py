@@ -12,12 +12,13 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot import render
 from bot.cimplify_events import parse_event
 from bot.deliveries import tell_merchants
 from bot.event_matching import match_success
+from bot.follow_ups import schedule_after_failure
 from bot.i18n import ENGLISH_VOICES, Voice, Voices
 from bot.inbox import FINISHED
 from bot.models import (
@@ -51,12 +52,14 @@ class Payments:
         on_queued: Callable[[], None],
         telemetry: Telemetry | None = None,
         voices: Voices | None = None,
+        failed_reminder: timedelta | None = None,
     ) -> None:
         self._store = store
         self._voices = voices or ENGLISH_VOICES
         self._clock = clock
         self._on_queued = on_queued
         self._telemetry = telemetry or Telemetry()
+        self._failed_reminder = failed_reminder  # PAYBOT_FAILED_REMINDER; None: off
 
     async def apply_status(
         self, link_id: str, new: Status, reference: str | None = None
@@ -64,7 +67,9 @@ class Payments:
         """Move the link to `new` and tell its chats; the updated link, or None if no change."""
         now = self._clock()
         async with self._store.transaction() as tx:
-            moved = await move(tx, link_id, new, now, reference, self._voices)
+            moved = await move(
+                tx, link_id, new, now, reference, self._voices, self._failed_reminder
+            )
         if moved:
             self._on_queued()
         return moved
@@ -76,7 +81,7 @@ class Payments:
         event = parse_event(item.entry.body.encode())
         now = self._clock()
         async with self._store.transaction() as tx:
-            told = await _apply(tx, event, now, self._voices)
+            told = await _apply(tx, event, now, self._voices, self._failed_reminder)
             await tx.inbox.finish(item.seq, now)
         if told is not None:  # committed: from the webhook's receipt to the merchant's chat
             self._telemetry.confirmed(item.received_at, told)
@@ -103,8 +108,10 @@ async def move(
     now: datetime,
     reference: str | None,
     voices: Voices = ENGLISH_VOICES,
+    failed_reminder: timedelta | None = None,
 ) -> Link | None:
-    """Within `tx`: the conditional update, then the messages for every subscriber."""
+    """Within `tx`: the conditional update, then the messages for every subscriber; a
+    failure also schedules its "try again" `failed_reminder` later (bot/follow_ups.py)."""
     link = await tx.links.get(link_id)
     if link is None or link.confirmed_at is not None or not can_move(link.status, new):
         return None
@@ -121,6 +128,8 @@ async def move(
     link = replace(link, status=new, status_changed_at=now, reference=reference or link.reference)
     if new.is_final:
         await tx.polls.schedule(link_id, None)
+    if new is Status.FAILED and failed_reminder is not None:
+        await schedule_after_failure(tx, link, now, failed_reminder)
     subscribers = await tx.subscriptions.for_link(link_id)
     messages = await _announce(tx, link, subscribers, render.status_change, now, voices)
     await tx.outbox.enqueue(messages, now)
@@ -148,10 +157,16 @@ async def _announce(
     return messages
 
 
-async def _apply(tx: Tx, event: WebhookEvent, now: datetime, voices: Voices) -> list[int] | None:
+async def _apply(
+    tx: Tx,
+    event: WebhookEvent,
+    now: datetime,
+    voices: Voices,
+    failed_reminder: timedelta | None,
+) -> list[int] | None:
     """Apply the event; when it confirmed a link, the ids of the merchants' messages."""
     if event.type == EventType.PAYMENT_FAILED:
-        await _fail(tx, event, now, voices)
+        await _fail(tx, event, now, voices, failed_reminder)
     elif event.type in (EventType.PAYMENT_SUCCEEDED, EventType.ORDER_COMPLETED):
         return await _confirm(tx, event, now, voices)
     else:
@@ -164,14 +179,20 @@ async def _apply(tx: Tx, event: WebhookEvent, now: datetime, voices: Voices) -> 
     return None
 
 
-async def _fail(tx: Tx, event: WebhookEvent, now: datetime, voices: Voices) -> None:
+async def _fail(
+    tx: Tx,
+    event: WebhookEvent,
+    now: datetime,
+    voices: Voices,
+    failed_reminder: timedelta | None,
+) -> None:
     link = await tx.links.by_token(event.token) if event.token else None
     if link is None or link.order_id != event.order_id:
         link = await tx.links.latest_for_order(event.order_id)
     if link is None:
         log.warning("webhook %s: no link for order %s", event.id, event.order_id)
         return
-    await move(tx, link.id, Status.FAILED, now, event.reference, voices)
+    await move(tx, link.id, Status.FAILED, now, event.reference, voices, failed_reminder)
 
 
 async def _confirm(tx: Tx, event: WebhookEvent, now: datetime, voices: Voices) -> list[int] | None:

@@ -40,6 +40,8 @@ from bot.models import (
     DayCounts,
     DeliveryStatus,
     ExportFile,
+    FollowUp,
+    FollowUpKind,
     InboxEntry,
     InboxItem,
     Link,
@@ -341,6 +343,36 @@ class ChatSettings(Protocol):
         its choice goes with it, unless the new id has made one of its own."""
 
 
+class FollowUps(Protocol):
+    """Follow-ups of links due at a time (reminders, expiry warnings), claimed under a
+    lease as polls and messages are, and done once."""
+
+    async def schedule(self, link_id: str, kind: FollowUpKind, mark: str, due_at: datetime) -> bool:
+        """Add the follow-up unless the link already has one of that kind and mark; True
+        when this call added it."""
+
+    async def claim_due(
+        self, now: datetime, limit: int, holder: str, until: datetime
+    ) -> list[FollowUp]:
+        """Take up to `limit` follow-ups due by `now`, not done, and not held by a claim
+        still good at `now`; held by `holder` until `until`. Soonest due first; a row is
+        handed to one claimer only."""
+
+    async def finish(self, follow_up_id: int, holder: str, at: datetime) -> bool:
+        """Mark it done, only while `holder` still has it and it is not done: True for the
+        one call that did (its messages are queued in the same transaction)."""
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest due time of a follow-up not done; None when none waits."""
+
+    async def pending_for(self, link_id: str) -> list[FollowUp]:
+        """The link's follow-ups not done yet, soonest first."""
+
+    async def forget_done(self, before: datetime, limit: int) -> int:
+        """Delete at most `limit` follow-ups done before the time; how many. (Safe: each is
+        scheduled once, as its link is made or its failure recorded, never again after.)"""
+
+
 class Tx(Protocol):
     """One transaction: the repositories, all on it. Nothing commits on its own."""
 
@@ -376,6 +408,9 @@ class Tx(Protocol):
 
     @property
     def chat_settings(self) -> ChatSettings: ...
+
+    @property
+    def follow_ups(self) -> FollowUps: ...
 
 
 class Store(Protocol):

@@ -54,6 +54,7 @@ def help_text(voice: Voice = ENGLISH_VOICE) -> str:
         "/status <order_id> - where the order's payment stands\n"
         "/open - your links that are not paid yet\n"
         "/cancel <order_id> - cancel an unpaid order and its link\n"
+        "/remind <order_id> - remind the order's customers to pay, now\n"
         "/today - today's links: issued, paid, open, expired\n"
         "/export [days] - a CSV file of your links of the last 7 (or [days]) days\n"
         "/lang <en|fr> - the language I speak in this chat\n"
@@ -568,6 +569,7 @@ def command_menu(voice: Voice = ENGLISH_VOICE) -> list[tuple[str, str]]:
         ("status", voice.t("Where an order's payment stands")),
         ("open", voice.t("Your links that are not paid yet")),
         ("cancel", voice.t("Cancel an unpaid order and its link")),
+        ("remind", voice.t("Remind an order's customers to pay")),
         ("today", voice.t("Today's links: issued, paid, open, expired")),
         ("export", voice.t("A CSV file of your links, for a spreadsheet")),
         ("lang", voice.t("The language of this chat: en or fr")),

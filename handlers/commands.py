@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot import render, render_access
+from bot import render, render_access, render_follow_up
 from bot.access import Merchant, MerchantRole, issuer_id, may_see
 from bot.cancelling import Cancelling
 from bot.day import MerchantDay
@@ -24,6 +24,7 @@ from bot.errors import (
     PaybotError,
     StoreError,
 )
+from bot.follow_ups import FollowUps
 from bot.i18n import ENGLISH_VOICES, LANGUAGES, Voice, Voices, Words
 from bot.invoices import Invoices
 from bot.limits import PerKeyLimit
@@ -42,8 +43,9 @@ from bot.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
-MERCHANT_COMMANDS = frozenset({"invoice", "open", "cancel", "today", "export"})
-ASKS_CIMPLIFY = frozenset({"invoice", "status", "cancel"})  # and the Refresh status button
+MERCHANT_COMMANDS = frozenset({"invoice", "open", "cancel", "today", "export", "remind", "renew"})
+# and the Refresh status and New link buttons
+ASKS_CIMPLIFY = frozenset({"invoice", "status", "cancel", "renew"})
 CIMPLIFY_ASKS = 30  # a merchant's commands that reach Cimplify, a minute
 MINUTE = timedelta(minutes=1)
 # What a merchant types when they mean a phone number, right or wrong: "+233 24…", "024-…".
@@ -91,6 +93,7 @@ class Conversation:
         cancelling: Cancelling | None = None,
         voices: Voices | None = None,
         day: MerchantDay | None = None,
+        follow_ups: FollowUps | None = None,
     ) -> None:
         self._store = store
         self._day = day  # /today and /export; None: answered as unknown commands
@@ -101,6 +104,7 @@ class Conversation:
         self._merchants_setting = merchants_setting  # channel -> the setting that lists merchants
         self._reach = reach or CustomerReach()
         self._cancelling = cancelling  # None: /cancel is not offered (no Cimplify client)
+        self._follow_ups = follow_ups  # None: /remind is not offered
         self._voices = voices or ENGLISH_VOICES
         # A stranger who keeps writing gets one answer a minute; a merchant's commands
         # that reach Cimplify are limited, so no chat can drive Cimplify's API hard.
@@ -123,6 +127,8 @@ class Conversation:
             "status": self._status if command.is_merchant else self._customer_status,
             "open": self._open,
             "cancel": self._cancel,
+            "remind": self._remind,
+            "renew": self._renew,
             "start": self._start,
             "help": self._help,
             "today": self._today,
@@ -195,6 +201,44 @@ class Conversation:
         except PaybotError as error:
             return render.explain(error, link.order_id, voice)
         return render.refreshed(current, voice)
+
+    async def renew_button(self, chat: ChatRef, link_id: str, is_merchant: bool) -> str:
+        """A "New link" button: renew the order of a link this chat holds as a merchant;
+        the words for the button's answer (the new invoice follows as a message)."""
+        async with self._store.transaction() as tx:
+            link = await tx.links.get(link_id)
+            voice = await self._voices.of(tx, chat)
+            held = link is not None and any(
+                sub.chat == chat and sub.role is Role.MERCHANT
+                for sub in await tx.subscriptions.for_link(link_id)
+            )
+        if link is None or not held or not is_merchant:
+            return render_follow_up.not_this_chats(voice)
+        if not self._cimplify_asks.allow(chat):
+            return render.too_many_asks(CIMPLIFY_ASKS, voice)
+        try:
+            await self._invoices.renew(link.order_id, chat)
+        except PaybotError as error:
+            return render.explain(error, link.order_id, voice)
+        return render_follow_up.new_link_coming(voice)
+
+    async def _remind(self, command: Command) -> None:
+        if len(command.args) != 1 or self._follow_ups is None:
+            await self._usage(command.chat, render_follow_up.remind_usage)
+            return
+        order_id = parse_order_id(command.args[0])
+        await self._follow_ups.remind_now(order_id, command.chat, command.merchant)
+
+    async def _renew(self, command: Command) -> None:
+        if len(command.args) != 1:
+            await self._usage(command.chat, render_follow_up.renew_usage)
+            return
+        await self._invoices.renew(command.args[0], command.chat, command.merchant)
+
+    async def _usage(self, chat: ChatRef, words: Callable[[Voice], str]) -> None:
+        async with self._store.transaction() as tx:
+            voice = await self._voices.of(tx, chat)
+        await self.reply(chat, words(voice))
 
     async def _invoice(self, command: Command) -> None:
         if not command.args:

@@ -49,6 +49,7 @@ from bot.errors import (
     RetryLater,
     TransientDelivery,
 )
+from bot.follow_up_messages import RENEW_ACTION
 from bot.i18n import LANGUAGES, Voice
 from bot.invoices import qr_png
 from bot.models import Button, ChatRef, InboxEntry, InboxItem, MessageKind, Role
@@ -62,7 +63,19 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 # A slow Cimplify must not hold up everyone else's commands.
 CONCURRENT_UPDATES = 64
-COMMANDS = ("invoice", "status", "open", "cancel", "start", "help", "today", "export", "lang")
+COMMANDS = (
+    "invoice",
+    "status",
+    "open",
+    "cancel",
+    "remind",
+    "renew",
+    "start",
+    "help",
+    "today",
+    "export",
+    "lang",
+)
 
 
 class TelegramChannel:
@@ -90,6 +103,7 @@ class TelegramChannel:
             self.app.add_handler(CommandHandler(name, self._on_command))
         self.app.add_handler(MessageHandler(filters.COMMAND, self._on_command))
         self.app.add_handler(CallbackQueryHandler(self._on_button, pattern=r"^refresh:"))
+        self.app.add_handler(CallbackQueryHandler(self._on_renew, pattern=f"^{RENEW_ACTION}"))
         self.polling = UpdatePolling(self.app.bot, store_batch) if webhook is None else None
         self.webhook = (
             None if webhook is None else UpdateWebhook(self.app.bot, webhook, ALLOWED_UPDATES)
@@ -190,6 +204,17 @@ class TelegramChannel:
         link_id = query.data.removeprefix("refresh:")
         chat = ChatRef(CHANNEL, str(query.message.chat_id))
         answer = await self._conversation.refresh(chat, link_id)
+        await query.answer(answer[:200])
+
+    async def _on_renew(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The New link button of an expiry warning: only a merchant may renew."""
+        query = update.callback_query
+        if query is None or query.data is None or not isinstance(query.message, Message):
+            return
+        link_id = query.data.removeprefix(RENEW_ACTION)
+        chat = ChatRef(CHANNEL, str(query.message.chat_id))
+        is_merchant = query.from_user.id in self._merchants
+        answer = await self._conversation.renew_button(chat, link_id, is_merchant)
         await query.answer(answer[:200])
 
 

@@ -11,6 +11,7 @@ Outside it WhatsApp takes only an approved template, sent as `ContentSid` and
                                  {{4}} the payment link
     TWILIO_STATUS_CONTENT_SID    {{1}} order id
                                  {{2}} the status in words, "Paid", "Confirmed", ...
+    TWILIO_REMINDER_CONTENT_SID  the invoice's four variables, for a reminder to pay
 
 for example "{{1}}: order {{2}}, {{3}}. Pay here: {{4}}" and "Order {{1}}: {{2}}".
 The status template carries the link's status when the message is sent.
@@ -36,6 +37,7 @@ import httpx
 from bot import render
 from bot.config import Settings
 from bot.errors import ChannelOff, PermanentDelivery, RetryLater, TransientDelivery
+from bot.follow_up_messages import REMINDER_ACTION
 from bot.i18n import Voice
 from bot.models import ChatRef, Link, MessageKind
 from bot.outbox import Delivery
@@ -126,7 +128,9 @@ class WhatsAppMessenger:
         message = delivery.message
         sid: str | None = None  # an answer or notice about no link: no template says it
         fill = _status_variables
-        if message.kind is MessageKind.INVOICE:
+        if message.kind is MessageKind.INVOICE and _is_reminder(delivery):
+            sid, fill = self._settings.twilio_reminder_content_sid, _invoice_variables
+        elif message.kind is MessageKind.INVOICE:
             sid, fill = self._settings.twilio_invoice_content_sid, _invoice_variables
         elif message.link_id is not None:
             sid = self._settings.twilio_status_content_sid
@@ -146,6 +150,12 @@ class WhatsAppMessenger:
             raise TransientDelivery(problem) from error
         _raise_for_error(response)
         return response
+
+
+def _is_reminder(delivery: Delivery) -> bool:
+    """A reminder to pay (bot/follow_ups.py) carries the QR as an invoice does, and this
+    mark, so that outside the window it goes as the reminder's template."""
+    return any(button.action == REMINDER_ACTION for button in delivery.message.buttons)
 
 
 def _link_of(delivery: Delivery) -> Link:

@@ -24,6 +24,7 @@ from bot.cimplify import CimplifyClient, WebhookVerifier
 from bot.config import Settings
 from bot.day import DailyDigest, MerchantDay
 from bot.deliveries import Deliveries
+from bot.follow_ups import FollowUpPolicy, FollowUps
 from bot.housekeeping import Housekeeping
 from bot.i18n import Voice, Voices, load_catalogues
 from bot.inbox import Handler, InboxWorker, Intake, Leases
@@ -121,6 +122,7 @@ class Paybot:
             tracker=self.tracker.run(),
             inbox=self.inbox.run(),
             housekeeping=self.housekeeping.run(),
+            follow_ups=self.follow_ups.run(),
             roles=self.roles.run(),
             wakeups=self.store.watch(self._woken),
             **digest,
@@ -155,7 +157,13 @@ class Paybot:
         load_catalogues()
         self.voices = Voices(Voice(self.settings.language, self.settings.timezone))
         voices = self.voices
-        self.payments = Payments(self.store, clock, self._queued, telemetry, voices)
+        follow_up_policy = self._follow_up_policy()
+        self.payments = Payments(
+            self.store, clock, self._queued, telemetry, voices, follow_up_policy.failed_reminder
+        )
+        self.follow_ups = FollowUps(
+            self.store, clock, voices, follow_up_policy, self._queued, self.holder
+        )
         self.deliveries = Deliveries(self.store, clock, self._queued, voices)
         rate = self.settings.poll_rate
         self.tracker = Tracker(
@@ -169,6 +177,7 @@ class Paybot:
             self._queued_and_tracked,
             self.holder,
             self.tuning.leases.claim,
+            follow_up_policy,
             voices,
         )
         reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
@@ -196,6 +205,7 @@ class Paybot:
             self.cancelling,
             voices,
             self.day,
+            self.follow_ups,
         )
         self.telegram = self._telegram_channel()
         self.whatsapp = self._whatsapp_channel()
@@ -216,6 +226,15 @@ class Paybot:
             self.store, clock, self.holder, self._inbox_handlers(), self.tuning.leases
         )
         self.housekeeping = Housekeeping(self.store, clock, self.settings.retention)
+
+    def _follow_up_policy(self) -> FollowUpPolicy:
+        s = self.settings
+        return FollowUpPolicy(
+            reminders=s.reminders,
+            failed_reminder=s.failed_reminder,
+            expiry_warning=s.expiry_warning,
+            reminder_template=s.twilio_reminder_content_sid is not None,
+        )
 
     def _inbox_handlers(self) -> dict[str, Handler]:
         """Which part handles each kind of stored input."""
@@ -343,9 +362,12 @@ class Paybot:
 
     def _woken(self, topic: str) -> None:
         """Another process stored work: the part that acts on it looks now."""
-        {"inbox": self.inbox.wake, "outbox": self.outbox.wake, "polls": self.tracker.wake}.get(
-            topic, lambda: None
-        )()
+        {
+            "inbox": self.inbox.wake,
+            "outbox": self.outbox.wake,
+            "polls": self.tracker.wake,
+            "follow_ups": self.follow_ups.wake,
+        }.get(topic, lambda: None)()
 
     def _queued(self) -> None:
         self.outbox.wake()
@@ -356,3 +378,4 @@ class Paybot:
     def _queued_and_tracked(self) -> None:
         self.outbox.wake()
         self.tracker.wake()
+        self.follow_ups.wake()

@@ -89,6 +89,7 @@ class Demo:
             paybot.cancelling,
             paybot.voices,
             paybot.day,
+            paybot.follow_ups,
         )
 
     async def say(self, line: str, step_delay: float) -> None:

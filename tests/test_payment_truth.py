@@ -13,12 +13,17 @@ test waits, with deadlines, until the bot agrees and has sent everything, then:
   truth: the sandbox's own status is not consulted, as in bot/payments.py;
 - each chat subscribed at that moment is told `Confirmed` exactly once;
 - the statuses a chat is told for a link never move backwards (`can_move`);
-- every acknowledged webhook is stored and applied; no refused one is stored.
+- every acknowledged webhook is stored and applied; no refused one is stored;
+- reminders (at PAYBOT_REMINDERS marks as the clock is moved on, "try again" after a
+  failure, `/remind`) reach each customer as often as the model says, and no chat
+  hears one about an order after it heard that order was paid;
+- `/renew` of a live or paid link answers and makes no new link.
 
 The test posts most webhooks itself, so that it knows which were acknowledged;
 one rule has the sandbox send its own, with its sender's retries.
-Each order gets one link here (no new `/invoice` once the sandbox expired it),
-so every chat line names its link; renewal after expiry is in test_flow_payment.
+Each order gets one link here (no new `/invoice` or renewal once the sandbox expired
+it), so every chat line names its link; renewal after expiry is in test_flow_payment
+and test_flow_renewal.
 
 CI runs a few derandomized examples, without shrinking. The long run, random,
 shrinking a failure to a minimal case (about 4 s an example):
@@ -50,11 +55,15 @@ from hypothesis.stateful import (
 )
 
 from bot.models import CONFIRMED_WORDS, Status
+from tests.clocks import MovableClock
 from tests.databases import drop_database, fresh_postgres_url
 from tests.harness import MERCHANT, OTHER_MERCHANT, World, quick_tuning, running_world
 from tests.store_rows import inbox_entries
 from tests.truth_model import (
     AMOUNT_VARIANTS,
+    CLOCK_MOST,
+    CLOCK_STEP,
+    FOLLOW_UP_ENV,
     FORGERIES,
     ORDERS,
     PATIENCE,
@@ -66,9 +75,14 @@ from tests.truth_model import (
     backward_step,
     caption_histories,
     chat_texts,
+    customer_reminders,
+    follow_ups_handled,
     forged,
     notices_in_texts,
     press_refresh,
+    remind,
+    reminded_after_payment,
+    renew_answers,
     reply,
     settle,
     told_in_texts,
@@ -88,12 +102,14 @@ class PaymentTruth(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.truth = Truth()
+        self.clock = MovableClock()
         self.runner = asyncio.Runner()
         self.folder = Path(tempfile.mkdtemp(prefix="paybot-truth-"))
         self.stack = contextlib.AsyncExitStack()
         try:
             database = self.runner.run(self._database())
-            world = running_world(self.folder, quick_tuning(), database=database)
+            tuning = quick_tuning(clock=self.clock)
+            world = running_world(self.folder, tuning, env=FOLLOW_UP_ENV, database=database)
             self.world: World = self.runner.run(self.stack.enter_async_context(world))
         except BaseException:
             self.teardown()
@@ -112,6 +128,8 @@ class PaymentTruth(RuleBasedStateMachine):
         event(
             f"links confirmed: {confirmed} of {len(self.truth.links)}"
         )  # see --hypothesis-show-statistics
+        reminders = sum(m.reminded[CUSTOMER] for m in self.truth.links.values())
+        event(f"customer reminders: {min(reminders, 3)}{'+' if reminders >= 3 else ''}")
         try:
             self.runner.run(self.stack.aclose())
         finally:
@@ -133,10 +151,13 @@ class PaymentTruth(RuleBasedStateMachine):
 
     # ---- the merchants and the customer
 
-    @initialize()
-    def first_invoice(self) -> None:
-        """One link from the start, so that every rule has something to act on."""
+    @initialize(opens=st.booleans())
+    def first_invoice(self, opens: bool) -> None:
+        """One link from the start, so that every rule has something to act on; in half
+        the examples its customer is there from the start too, for reminders to reach."""
         self._step(self._invoice(MERCHANT, "1001"))
+        if opens:
+            self._step(self._opens(self.truth.links["1001"]))
 
     def _invoiceable(self) -> list[str]:
         expired = {o for o, m in self.truth.links.items() if m.sandbox is Status.EXPIRED}
@@ -159,20 +180,19 @@ class PaymentTruth(RuleBasedStateMachine):
         if link is None:
             stored = await self.world.link_for(order)
             link = LinkModel(order, stored.token, stored.id, stored.share_code)
+            link.created_ahead = self.clock.ahead
             self.truth.links[order] = link
         link.subscribers.add(chat)
 
     @rule(data=st.data())
     def customer_opens_share_link(self, data: st.DataObject) -> None:
-        link = self._link(data)
+        self._step(self._opens(self._link(data)))
 
-        async def opens() -> None:
-            before = len(self.world.fake.messages(CUSTOMER))
-            self.world.say(f"/start {link.share_code}", user_id=CUSTOMER)
-            await reply(self.world, CUSTOMER, before, f"Order {link.order_id}\n")
-            link.subscribers.add(CUSTOMER)
-
-        self._step(opens())
+    async def _opens(self, link: LinkModel) -> None:
+        before = len(self.world.fake.messages(CUSTOMER))
+        self.world.say(f"/start {link.share_code}", user_id=CUSTOMER)
+        await reply(self.world, CUSTOMER, before, f"Order {link.order_id}\n")
+        link.subscribers.add(CUSTOMER)
 
     @rule(data=st.data(), button=st.booleans())
     def merchant_asks_for_the_status(self, data: st.DataObject, button: bool) -> None:
@@ -181,6 +201,36 @@ class PaymentTruth(RuleBasedStateMachine):
         chats = sorted(link.subscribers & set(MERCHANTS))
         w = self.world
         self._step(press_refresh(w, chats[0], link) if button and chats else ask_status(w, link))
+
+    @rule(data=st.data(), chat=st.sampled_from(MERCHANTS))
+    def merchant_reminds(self, data: st.DataObject, chat: int) -> None:
+        self._step(remind(self.world, chat, self._link(data)))
+
+    def _renewals_that_answer(self) -> list[str]:
+        """Orders whose renewal is refused with an answer: paid, or still live."""
+        return sorted(
+            o for o, m in self.truth.links.items() if m.confirmed or m.bot is not Status.EXPIRED
+        )
+
+    @precondition(lambda self: self._renewals_that_answer())
+    @rule(data=st.data(), chat=st.sampled_from(MERCHANTS))
+    def merchant_renews_a_paid_or_live_link(self, data: st.DataObject, chat: int) -> None:
+        link = self.truth.links[data.draw(st.sampled_from(self._renewals_that_answer()), "order")]
+        self._step(renew_answers(self.world, chat, link))
+
+    @precondition(lambda self: self.clock.ahead + CLOCK_STEP < CLOCK_MOST)
+    @rule()
+    def clock_moves_past_a_reminder_mark(self) -> None:
+        """Time passes for the bot (a MovableClock): the follow-ups now due go out."""
+
+        async def time_passes() -> None:
+            self.clock.ahead += CLOCK_STEP
+            self.world.paybot.tracker.wake()
+            for link in self.truth.sorted_links():
+                link.time_passes(self.clock.ahead)
+            await follow_ups_handled(self.world, self.clock())
+
+        self._step(time_passes())
 
     # ---- the customer's payment in the sandbox, and the bot's restarts
 
@@ -307,6 +357,18 @@ class PaymentTruth(RuleBasedStateMachine):
                 assert backward_step(told) is None, (chat, order, told)
             for token, words in caption_histories(self.world.fake, chat):
                 assert backward_step(words) is None, (chat, token, words)
+
+    @invariant()
+    def reminded_as_predicted_and_never_after_payment(self) -> None:
+        for chat in CHATS:
+            texts = chat_texts(self.world.fake, chat)
+            for order in ORDERS:
+                late = reminded_after_payment(texts, order)
+                assert late is None, (chat, order, late, texts)
+        customer = chat_texts(self.world.fake, CUSTOMER)
+        for order, link in self.truth.links.items():
+            said = customer_reminders(customer, order)
+            assert said == link.reminded[CUSTOMER], (order, said, link.reminded, customer)
 
     @invariant()
     def every_acknowledged_webhook_is_applied(self) -> None:

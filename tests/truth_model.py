@@ -55,6 +55,15 @@ SANDBOX_NEXT = {
 
 MERCHANT_CHATS = frozenset({MERCHANT, OTHER_MERCHANT})
 
+# The follow-ups the machine's bot runs with (PAYBOT_REMINDERS, PAYBOT_FAILED_REMINDER), and
+# how far one step moves its clock: past the next reminder mark and any "try again".
+REMINDER_MARKS = (timedelta(hours=1), timedelta(hours=2))
+FAILED_REMINDER = timedelta(minutes=30)
+CLOCK_STEP = timedelta(minutes=61)
+FOLLOW_UP_ENV = {"PAYBOT_REMINDERS": "1h,2h", "PAYBOT_FAILED_REMINDER": "30m"}
+# Links live 24 hours and are warned of an hour before: the clock stays well short of that.
+CLOCK_MOST = timedelta(hours=20)
+
 # How an event states its money: (amount, currency) from the order's, or None for absent.
 AMOUNT_VARIANTS = ("exact", "more digits", "a tenth", "a cent short", "other currency", "absent")
 
@@ -110,11 +119,41 @@ class LinkModel:
     confirmed_chats: frozenset[int] = frozenset()  # subscribed when it was confirmed
     notices: Counter[int] = field(default_factory=Counter)  # amount-mismatch notices per chat
     successes: list[str] = field(default_factory=list)  # acknowledged, verified, amount matching
+    created_ahead: timedelta = timedelta(0)  # how far the bot's clock was moved when issued
+    marks_passed: int = 0  # of REMINDER_MARKS, handled
+    failures_waiting: int = 0  # moves to `failed` whose "try again" is not yet due
+    reminded: Counter[int] = field(default_factory=Counter)  # reminders and try-agains, a chat
 
     def poll(self) -> None:
         """What the poller makes of the sandbox: forward moves only, until final or confirmed."""
         if not self.confirmed and not self.bot.is_final and can_move(self.bot, self.sandbox):
-            self.bot = self.sandbox
+            self._move(self.sandbox)
+
+    def _move(self, new: Status) -> None:
+        if new is Status.FAILED and self.bot is not Status.FAILED:
+            self.failures_waiting += 1  # bot/payments.py schedules its "try again"
+        self.bot = new
+
+    @property
+    def remindable(self) -> bool:
+        """Unpaid and live: what bot/follow_ups.py reminds about."""
+        return not self.confirmed and self.bot not in (Status.PAID, Status.EXPIRED)
+
+    def reminded_now(self) -> None:
+        """Every customer chat subscribed now gets one reminder (a mark, or /remind)."""
+        self.reminded.update(self.subscribers - MERCHANT_CHATS)
+
+    def time_passes(self, ahead: timedelta) -> None:
+        """The bot's clock moved to `ahead`: the marks and failures now due are handled."""
+        due = sum(mark <= ahead - self.created_ahead for mark in REMINDER_MARKS)
+        for _ in range(due - self.marks_passed):
+            if self.remindable:
+                self.reminded_now()
+        self.marks_passed = due
+        tries, self.failures_waiting = self.failures_waiting, 0
+        for _ in range(tries):
+            if self.remindable and self.bot is Status.FAILED:
+                self.reminded_now()
 
     def succeeded(self, event_id: str, matching: bool) -> None:
         """A verified success event was acknowledged for this link."""
@@ -130,7 +169,7 @@ class LinkModel:
     def failed(self) -> None:
         """A verified payment.failed was acknowledged for this link."""
         if not self.confirmed and can_move(self.bot, Status.FAILED):
-            self.bot = Status.FAILED
+            self._move(Status.FAILED)
 
 
 class Truth:
@@ -222,6 +261,36 @@ def told_in_texts(texts: Iterable[str], order_id: str) -> list[str]:
     return told
 
 
+def is_reminder(text: str, order_id: str) -> bool:
+    """A reminder or "try again" (bot/render_follow_up.py), to a customer or a merchant."""
+    return (
+        (text.startswith("A reminder from ") and f" order {order_id}, " in text)
+        or f" for order {order_id} did not go through. Please try again" in text
+        or text.startswith(
+            (f"Order {order_id}: reminded ", f"Order {order_id}: the payment failed;")
+        )
+        or (text.startswith(f"Order {order_id} (") and "forward them the link" in text)
+    )
+
+
+def customer_reminders(texts: Iterable[str], order_id: str) -> int:
+    return sum(
+        is_reminder(text, order_id) and not text.startswith(f"Order {order_id}") for text in texts
+    )
+
+
+def reminded_after_payment(texts: Iterable[str], order_id: str) -> str | None:
+    """The first reminder about the order told after the chat heard it was paid, if any."""
+    paid = False
+    for text in texts:
+        told = told_in_texts([text], order_id)
+        if told and told[0] in (CONFIRMED_WORDS, Status.PAID.words):
+            paid = True
+        elif paid and is_reminder(text, order_id):
+            return text
+    return None
+
+
 def notices_in_texts(texts: Iterable[str], order_id: str) -> int:
     return sum(NOT_CONFIRMED in t and t.startswith(f"Order {order_id} ") for t in texts)
 
@@ -296,6 +365,46 @@ async def press_refresh(world: World, chat: int, link: LinkModel) -> None:
     before = answered()
     fake.press_button(f"refresh:{link.link_id}", message_id=photo.message_id, user_id=chat)
     await fake.wait_for(lambda: answered() > before, PATIENCE)
+
+
+async def remind(world: World, chat: int, link: LinkModel) -> None:
+    """`/remind`: a reminder to every customer of a live link, or the answer why not."""
+    before = len(world.fake.messages(chat))
+    world.say(f"/remind {link.order_id}", user_id=chat)
+    if link.confirmed or link.bot is Status.PAID:
+        await reply(world, chat, before, "Already paid")
+    elif link.bot is Status.EXPIRED:
+        await reply(world, chat, before, "no live payment link")
+    else:
+        link.reminded_now()
+        await reply(world, chat, before, f"Order {link.order_id}")
+
+
+async def renew_answers(world: World, chat: int, link: LinkModel) -> None:
+    """`/renew` of a paid or live link answers, and makes no new link."""
+    before = len(world.fake.messages(chat))
+    world.say(f"/renew {link.order_id}", user_id=chat)
+    paid = link.confirmed or link.bot is Status.PAID
+    await reply(world, chat, before, "Already paid" if paid else "still live")
+    latest = await world.link_for(link.order_id)
+    assert latest.id == link.link_id, (link.order_id, latest.id, link.link_id)
+
+
+async def follow_ups_handled(world: World, now: datetime) -> None:
+    """Until no follow-up due by `now` waits (each handled, or found moot)."""
+
+    async def due() -> list[str]:
+        world.paybot.follow_ups.wake()
+        async with world.paybot.store.transaction() as tx:
+            return [
+                f"{f.link_id}:{f.kind}"
+                for link in [await tx.links.latest_for_order(o) for o in ORDERS]
+                if link is not None
+                for f in await tx.follow_ups.pending_for(link.id)
+                if f.due_at <= now
+            ]
+
+    await wait_until(due, lambda left: not left, PATIENCE)
 
 
 async def settle(world: World, truth: Truth) -> None:

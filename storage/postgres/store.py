@@ -19,6 +19,7 @@ from bot.errors import StoreError, StoreUnavailable
 from storage.postgres.chat_settings import PostgresChatSettings
 from storage.postgres.chats import PostgresContacts, PostgresSubscriptions
 from storage.postgres.driver_errors import translated_errors
+from storage.postgres.follow_ups import PostgresFollowUps
 from storage.postgres.inbox import PostgresInbox
 from storage.postgres.links import PostgresLinks, PostgresPollSchedule
 from storage.postgres.migrate import migrate
@@ -51,6 +52,7 @@ class PostgresTx:
         self._digests = PostgresDigests(statements)
         self._exports = PostgresExports(statements)
         self._chat_settings = PostgresChatSettings(statements)
+        self._follow_ups = PostgresFollowUps(statements)
 
     @property
     def links(self) -> PostgresLinks:
@@ -95,6 +97,10 @@ class PostgresTx:
     @property
     def chat_settings(self) -> PostgresChatSettings:
         return self._chat_settings
+
+    @property
+    def follow_ups(self) -> PostgresFollowUps:
+        return self._follow_ups
 
 
 class PostgresStore:

@@ -19,6 +19,7 @@ import aiosqlite
 
 from bot.errors import StoreUnavailable
 from storage.sqlite.chat_settings import SqliteChatSettings
+from storage.sqlite.follow_ups import SqliteFollowUps
 from storage.sqlite.inbox import SqliteContacts, SqliteInbox
 from storage.sqlite.links import SqliteLinks, SqlitePolls, SqliteSubscriptions
 from storage.sqlite.migrate import migrate, write_transaction
@@ -120,3 +121,4 @@ class SqliteTx:
         self.digests = SqliteDigests(db)
         self.exports = SqliteExports(db)
         self.chat_settings = SqliteChatSettings(db)
+        self.follow_ups = SqliteFollowUps(db)

@@ -1,0 +1,205 @@
+"""Reminders, the failed payment's "try again", and expiry warnings: follow-ups of a link
+due at a time, kept in the store (`tx.follow_ups`).
+
+They are scheduled in the transaction that makes their cause (a link issued, a payment
+failed), each once by the store's unique key. A worker claims the due ones under a
+lease, as the poller claims links; handling one re-reads its link and marks it done in
+the transaction that queues its messages, so it is said once however many processes
+run, and a restart loses none. A follow-up whose link was paid, cancelled, expired or
+renewed meanwhile is marked done and says nothing: paying or cancelling withdraws
+reminders by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot import render, render_access, render_follow_up
+from bot.access import Merchant, may_see
+from bot.errors import StoreUnavailable
+from bot.follow_up_messages import offer_renewal, remind
+from bot.i18n import Voices
+from bot.models import (
+    ChatRef,
+    FollowUp,
+    FollowUpKind,
+    Link,
+    MessageKind,
+    Outgoing,
+    Status,
+)
+from bot.ports import Store, Tx
+
+log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 20
+CLAIM_LEASE = timedelta(seconds=30)
+IDLE_MOST = 5.0  # seconds between looks when nothing wakes the worker
+
+
+@dataclass(frozen=True)
+class FollowUpPolicy:
+    """PAYBOT_REMINDERS, PAYBOT_FAILED_REMINDER, PAYBOT_EXPIRY_WARNING (None: off), and
+    whether TWILIO_REMINDER_CONTENT_SID is set."""
+
+    reminders: tuple[timedelta, ...] = (timedelta(hours=24),)
+    failed_reminder: timedelta | None = timedelta(hours=1)
+    expiry_warning: timedelta | None = timedelta(hours=1)
+    reminder_template: bool = False
+
+
+async def schedule_for_new_link(tx: Tx, link: Link, policy: FollowUpPolicy) -> None:
+    """Within the transaction that stores a new link: its reminders, its expiry warning
+    and the offer at its expiry. A mark at or past the expiry is left out."""
+    for after in policy.reminders:
+        due = link.created_at + after
+        if due < link.expires_at:
+            mark = str(int(after.total_seconds()))
+            await tx.follow_ups.schedule(link.id, FollowUpKind.REMINDER, mark, due)
+    if policy.expiry_warning is None:
+        return
+    warn_at = link.expires_at - policy.expiry_warning
+    if warn_at > link.created_at:
+        await tx.follow_ups.schedule(link.id, FollowUpKind.EXPIRY_WARNING, "before", warn_at)
+    await tx.follow_ups.schedule(link.id, FollowUpKind.EXPIRED_OFFER, "at", link.expires_at)
+
+
+async def schedule_after_failure(tx: Tx, link: Link, now: datetime, after: timedelta) -> None:
+    """Within the transaction that moved the link to `failed`: one "try again" per failure."""
+    mark = now.isoformat()
+    await tx.follow_ups.schedule(link.id, FollowUpKind.FAILED_REMINDER, mark, now + after)
+
+
+class FollowUps:
+    """The worker that handles due follow-ups, and `/remind`."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], datetime],
+        voices: Voices,
+        policy: FollowUpPolicy,
+        on_queued: Callable[[], None],
+        holder: str = "follow-ups",
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._voices = voices
+        self.policy = policy
+        self._on_queued = on_queued
+        self._holder = holder
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if not await self.handle_due():
+                    await self._idle()
+            except StoreUnavailable as error:  # the schedule waits in the store
+                log.error("follow-ups: the store failed (%s); trying again in a second", error)
+                await asyncio.sleep(1.0)
+            except Exception:
+                log.exception("follow-ups: unexpected error, a bug; trying again in a second")
+                await asyncio.sleep(1.0)
+
+    async def handle_due(self) -> int:
+        """Claim the due follow-ups and handle each; how many were claimed."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            due = await tx.follow_ups.claim_due(now, CLAIM_BATCH, self._holder, now + CLAIM_LEASE)
+        for follow_up in due:
+            await self._handle(follow_up)
+        if due:
+            self._on_queued()
+        return len(due)
+
+    async def _idle(self) -> None:
+        async with self._store.transaction() as tx:
+            next_at = await tx.follow_ups.next_due_at()
+        wait = IDLE_MOST if next_at is None else (next_at - self._clock()).total_seconds()
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(IDLE_MOST, max(0.01, wait))):
+                await self._wake.wait()
+
+    async def _handle(self, follow_up: FollowUp) -> None:
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            if not await tx.follow_ups.finish(follow_up.id, self._holder, now):
+                return  # our lease ended and another worker has it
+            link = await tx.links.get(follow_up.link_id)
+            if link is None or not await _is_current(tx, link):
+                return
+            await self._act(tx, follow_up.kind, link, now)
+        log.info(
+            "follow-up %s of link %s done",
+            follow_up.kind,
+            follow_up.link_id,
+            extra={"link_id": follow_up.link_id, "order_id": link.order_id},
+        )
+
+    async def _act(self, tx: Tx, kind: FollowUpKind, link: Link, now: datetime) -> None:
+        if kind is FollowUpKind.REMINDER and _unpaid_and_live(link, now):
+            await self._remind(tx, link, now, failed=False)
+        elif kind is FollowUpKind.FAILED_REMINDER and _unpaid_and_live(link, now):
+            if link.status is Status.FAILED:
+                await self._remind(tx, link, now, failed=True)
+        elif kind is FollowUpKind.EXPIRY_WARNING and _unpaid_and_live(link, now):
+            await offer_renewal(tx, self._voices, link, now, expired=False)
+        elif kind is FollowUpKind.EXPIRED_OFFER and _expired_unpaid(link, now):
+            await offer_renewal(tx, self._voices, link, now, expired=True)
+
+    async def _remind(
+        self, tx: Tx, link: Link, now: datetime, failed: bool, asker: ChatRef | None = None
+    ) -> None:
+        template = self.policy.reminder_template
+        await remind(tx, self._voices, template, link, now, failed, asker)
+
+    async def remind_now(self, order_id: str, chat: ChatRef, asker: Merchant | None = None) -> None:
+        """`/remind <order_id>`: a reminder now, by the same rules; or one clear answer.
+        A cashier (`asker`) may remind only of the links they issued."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            voice = await self._voices.of(tx, chat)
+            link = await tx.links.latest_for_order(order_id)
+            text = None
+            if link is None:
+                text = render.no_link(order_id, voice)
+            elif asker is not None and not may_see(asker, link):
+                text = render_access.not_yours(voice, order_id)
+            elif link.confirmed_at is not None or link.status is Status.PAID:
+                text = render.already_paid(order_id, link.business_name, voice)
+            elif not link.is_live(now):
+                text = render_follow_up.no_live_link(voice, link)
+            else:
+                await self._remind(tx, link, now, failed=False, asker=chat)
+            if text is not None:
+                await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], now)
+        self._on_queued()
+
+
+async def _is_current(tx: Tx, link: Link) -> bool:
+    """False once the order has a newer link (it was renewed): the old one's follow-ups
+    would only confuse."""
+    latest = await tx.links.latest_for_order(link.order_id)
+    return latest is None or latest.id == link.id
+
+
+def _unpaid_and_live(link: Link, now: datetime) -> bool:
+    return link.confirmed_at is None and link.is_live(now)
+
+
+def _expired_unpaid(link: Link, now: datetime) -> bool:
+    """Expired, or past its expiry before the poller said so; never paid, never cancelled
+    (a final status other than `expired`)."""
+    if link.confirmed_at is not None:
+        return False
+    return link.status is Status.EXPIRED or (not link.status.is_final and now >= link.expires_at)
