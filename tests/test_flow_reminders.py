@@ -83,6 +83,19 @@ async def test_no_reminder_once_expired(tmp_path: Path, database: str) -> None:
         assert world.count("reminded") == 0
 
 
+async def test_no_reminder_nor_new_link_offer_once_cancelled(tmp_path: Path, database: str) -> None:
+    clock = MovableClock()
+    async with clocked_world(tmp_path, database, clock, env={"PAYBOT_REMINDERS": "1h"}) as world:
+        await telegram_customer(world)
+        world.say("/cancel 1001")
+        await world.wait_message("Cancelled", chat_id=CUSTOMER)
+        await move_on(world, clock, timedelta(hours=2))
+        await move_on(world, clock, timedelta(days=2))  # past the warning and the expiry
+        assert world.count("A reminder", CUSTOMER) == 0
+        assert world.count("reminded") == 0
+        assert world.count("New link") == 0
+
+
 async def test_a_failed_payment_is_followed_by_try_again_unless_paid_meanwhile(
     tmp_path: Path, database: str
 ) -> None:

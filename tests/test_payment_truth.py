@@ -17,7 +17,9 @@ test waits, with deadlines, until the bot agrees and has sent everything, then:
 - reminders (at PAYBOT_REMINDERS marks as the clock is moved on, "try again" after a
   failure, `/remind`) reach each customer as often as the model says, and no chat
   hears one about an order after it heard that order was paid;
-- `/renew` of a live or paid link answers and makes no new link.
+- `/renew` of a live or paid link answers and makes no new link;
+- `/cancel` cancels an unpaid order in the sandbox and here (every chat of its link
+  told `Cancelled`, no reminder after it), and a paid or cancelled one is answered.
 
 The test posts most webhooks itself, so that it knows which were acknowledged;
 one rule has the sandbox send its own, with its sender's retries.
@@ -73,6 +75,7 @@ from tests.truth_model import (
     Truth,
     ask_status,
     backward_step,
+    cancel,
     caption_histories,
     chat_texts,
     customer_reminders,
@@ -160,8 +163,10 @@ class PaymentTruth(RuleBasedStateMachine):
             self._step(self._opens(self.truth.links["1001"]))
 
     def _invoiceable(self) -> list[str]:
-        expired = {o for o, m in self.truth.links.items() if m.sandbox is Status.EXPIRED}
-        return [o for o in sorted(ORDERS) if o not in expired]
+        """Orders that keep one link: none once expired or cancelled in the sandbox."""
+        ended = (Status.EXPIRED, Status.CANCELLED)
+        done = {o for o, m in self.truth.links.items() if m.sandbox in ended}
+        return [o for o in sorted(ORDERS) if o not in done]
 
     @precondition(lambda self: self._invoiceable())
     @rule(data=st.data(), chat=st.sampled_from(MERCHANTS))
@@ -208,15 +213,20 @@ class PaymentTruth(RuleBasedStateMachine):
 
     def _renewals_that_answer(self) -> list[str]:
         """Orders whose renewal is refused with an answer: paid, or still live."""
-        return sorted(
-            o for o, m in self.truth.links.items() if m.confirmed or m.bot is not Status.EXPIRED
-        )
+        ended = (Status.EXPIRED, Status.CANCELLED)  # a new link is tried for those
+        return sorted(o for o, m in self.truth.links.items() if m.confirmed or m.bot not in ended)
 
     @precondition(lambda self: self._renewals_that_answer())
     @rule(data=st.data(), chat=st.sampled_from(MERCHANTS))
     def merchant_renews_a_paid_or_live_link(self, data: st.DataObject, chat: int) -> None:
         link = self.truth.links[data.draw(st.sampled_from(self._renewals_that_answer()), "order")]
         self._step(renew_answers(self.world, chat, link))
+
+    @rule(data=st.data(), chat=st.sampled_from(MERCHANTS))
+    def merchant_cancels(self, data: st.DataObject, chat: int) -> None:
+        link = self._link(data)
+        event(f"/cancel of a {'confirmed' if link.confirmed else link.bot.value} link")
+        self._step(cancel(self.world, chat, link))
 
     @precondition(lambda self: self.clock.ahead + CLOCK_STEP < CLOCK_MOST)
     @rule()

@@ -137,7 +137,11 @@ class LinkModel:
     @property
     def remindable(self) -> bool:
         """Unpaid and live: what bot/follow_ups.py reminds about."""
-        return not self.confirmed and self.bot not in (Status.PAID, Status.EXPIRED)
+        return not self.confirmed and self.bot not in (
+            Status.PAID,
+            Status.EXPIRED,
+            Status.CANCELLED,
+        )
 
     def reminded_now(self) -> None:
         """Every customer chat subscribed now gets one reminder (a mark, or /remind)."""
@@ -373,11 +377,33 @@ async def remind(world: World, chat: int, link: LinkModel) -> None:
     world.say(f"/remind {link.order_id}", user_id=chat)
     if link.confirmed or link.bot is Status.PAID:
         await reply(world, chat, before, "Already paid")
-    elif link.bot is Status.EXPIRED:
+    elif link.bot in (Status.EXPIRED, Status.CANCELLED):
         await reply(world, chat, before, "no live payment link")
     else:
         link.reminded_now()
         await reply(world, chat, before, f"Order {link.order_id}")
+
+
+async def cancel(world: World, chat: int, link: LinkModel) -> None:
+    """`/cancel`: the order cancelled in the sandbox and here, every chat of the link told
+    (bot/cancelling.py); or, paid or cancelled already, the answer why not."""
+    before = len(world.fake.messages(chat))
+    world.say(f"/cancel {link.order_id}", user_id=chat)
+    if link.confirmed or Status.PAID in (link.bot, link.sandbox):
+        await reply(world, chat, before, "already paid, so it cannot be cancelled")
+    elif link.bot is Status.CANCELLED:
+        await reply(world, chat, before, "is already cancelled")
+    else:
+        link.sandbox = link.bot = Status.CANCELLED
+
+        def told() -> bool:
+            new = world.fake.messages(chat)[before:]
+            return any(
+                f"Order {link.order_id} " in (m.text or "") and "ancelled" in (m.text or "")
+                for m in new
+            )
+
+        await world.fake.wait_for(told, PATIENCE)
 
 
 async def renew_answers(world: World, chat: int, link: LinkModel) -> None:
