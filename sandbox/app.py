@@ -50,6 +50,7 @@ class Sandbox:
             seed_orders() if orders is None else orders, clock=clock, link_ttl=link_ttl
         )
         self.requests: list[tuple[str, str]] = []
+        self.arrived_at: list[float] = []  # time.monotonic() of each of `requests`
         self._secret_key = secret_key
         self._faults = FaultPlan()
         self._webhooks = WebhookSender(
@@ -91,7 +92,9 @@ class Sandbox:
                 on_started=self.checkout.started,
                 being_played=self._playing.__contains__,
             )
-            gate = Middleware(ApiGate, plan=self._faults, requests=self.requests)
+            gate = Middleware(
+                ApiGate, plan=self._faults, requests=self.requests, arrived_at=self.arrived_at
+            )
             # The page's catch-all `/{token}` goes last, after every fixed route.
             routes = [*api.routes(), *AdminRoutes(self).routes(), *PageRoutes(self).routes()]
             self._app = Starlette(routes=routes, middleware=[gate])

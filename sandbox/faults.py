@@ -7,6 +7,7 @@ request, then lets a planned fault answer instead (or answer late).
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 from starlette.responses import JSONResponse
@@ -58,16 +59,24 @@ class FaultPlan:
 
 
 class ApiGate:
-    def __init__(self, app: ASGIApp, plan: FaultPlan, requests: list[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        plan: FaultPlan,
+        requests: list[tuple[str, str]],
+        arrived_at: list[float],
+    ) -> None:
         self._app = app
         self._plan = plan
         self._requests = requests
+        self._arrived_at = arrived_at  # when each request came, by time.monotonic()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self._app(scope, receive, send)
             return
         self._requests.append((scope["method"], scope["path"]))
+        self._arrived_at.append(time.monotonic())
         fault = self._plan.take(scope["path"])
         if fault is None:
             await self._app(scope, receive, send)
