@@ -59,9 +59,10 @@ async def test_a_cashier_sees_their_own_order_with_the_customers_number(shop: Wo
 
 async def test_another_cashier_is_refused_without_details(shop: World) -> None:
     await invoice_with_customer(shop, "1001", CASHIER)
-    for command in ("/status 1001", "/cancel 1001"):
+    commands = ("/status 1001", "/cancel 1001", "/remind 1001", "/renew 1001")
+    for command in commands:
         shop.say(command, user_id=OTHER_CASHIER)
-    await shop.fake.wait_for(lambda: len(shop.texts(OTHER_CASHIER)) == 2)
+    await shop.fake.wait_for(lambda: len(shop.texts(OTHER_CASHIER)) == len(commands))
 
     for refusal in shop.texts(OTHER_CASHIER):
         assert "Order 1001 was issued by another merchant" in refusal
