@@ -106,6 +106,10 @@ class Tracker:
         self.policy = policy or PollPolicy()
         self._wake = asyncio.Event()
         self._polls: set[asyncio.Task[None]] = set()
+        # Links whose poll is still waiting for Cimplify: a slow answer outlasts the link's
+        # next poll, and asking again before it comes would only add to a struggling
+        # Cimplify's load (and step past a Retry-After that answer may bring).
+        self._asking: set[str] = set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -116,10 +120,10 @@ class Tracker:
                 try:
                     due = await self._claim_due() if self.may_poll() else []
                     for link in due:
+                        if link.id in self._asking:
+                            continue  # its next poll is set; the answer on its way decides
                         await self._budget.acquire()
-                        task = asyncio.create_task(self.poll_quietly(link))
-                        self._polls.add(task)
-                        task.add_done_callback(self._polls.discard)
+                        self._start_poll(link)
                     if not due:
                         await self._idle()
                 except StoreUnavailable as error:  # the schedule waits in the store
@@ -131,6 +135,13 @@ class Tracker:
         finally:
             for task in list(self._polls):
                 task.cancel()
+
+    def _start_poll(self, link: Link) -> None:
+        self._asking.add(link.id)
+        task = asyncio.create_task(self.poll_quietly(link))
+        self._polls.add(task)
+        task.add_done_callback(self._polls.discard)
+        task.add_done_callback(lambda _: self._asking.discard(link.id))
 
     async def _claim_due(self) -> list[Link]:
         """Take the due links, moving payments first (but see FAIR_EVERY), and set each

@@ -29,7 +29,7 @@ REQUEST_DEADLINE = 5.0  # seconds for a request's head and body to arrive
 # asyncio accepts up to `backlog` sockets at one readiness before any is seen here:
 # they, and the store, logs and outgoing HTTP (the reserve), need files beyond the cap.
 ACCEPT_BATCH = 128
-FILES_RESERVED = 128
+FILES_RESERVED = 192  # the store, logs, and the HTTP pools to Cimplify, Telegram, Twilio
 MOST_CONNECTIONS = 10_000
 
 

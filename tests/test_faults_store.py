@@ -46,10 +46,11 @@ def now() -> float:
 
 
 async def post(world: World, body: dict[str, Any]) -> httpx.Response:
-    """The event, signed, with patience for a store that waits out its busy timeout."""
+    """The event, signed, with patience for a store that waits out its busy timeout: each
+    writer in line before it (poller, outbox, roles, follow-ups, digest) takes 5 s in turn."""
     raw = json.dumps(body).encode()
     headers = world.sandbox.sign(raw, event_id=str(body["id"]))
-    return await world.http.post(world.webhook_url, content=raw, headers=headers, timeout=30)
+    return await world.http.post(world.webhook_url, content=raw, headers=headers, timeout=60)
 
 
 @contextlib.contextmanager
