@@ -26,9 +26,13 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 log = logging.getLogger(__name__)
 
 REQUEST_DEADLINE = 5.0  # seconds for a request's head and body to arrive
-# asyncio accepts up to `backlog` sockets at one readiness before any is seen here:
-# they, and the store, logs and outgoing HTTP (the reserve), need files beyond the cap.
-ACCEPT_BATCH = 128
+# asyncio accepts up to `backlog` sockets each time the listening socket is ready, and
+# a socket is seen here (`connection_made`) only two loop turns after its accept: one
+# to make its transport, one to call the protocol. A connection closed to make room
+# keeps its file one more turn. So up to ACCEPT_BATCHES_UNSEEN batches hold files the
+# cap cannot count, beside the store, logs and outgoing HTTP (the reserve).
+ACCEPT_BATCH = 100  # asyncio's own default
+ACCEPT_BATCHES_UNSEEN = 4  # accepted, transport made, and room made (one spare)
 FILES_RESERVED = 192  # the store, logs, and the HTTP pools to Cimplify, Telegram, Twilio
 MOST_CONNECTIONS = 10_000
 
@@ -38,7 +42,9 @@ def connection_cap() -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return MOST_CONNECTIONS
-    return max(16, min(MOST_CONNECTIONS, soft - ACCEPT_BATCH - FILES_RESERVED))
+    return max(
+        16, min(MOST_CONNECTIONS, soft - ACCEPT_BATCH * ACCEPT_BATCHES_UNSEEN - FILES_RESERVED)
+    )
 
 
 class Waiting:
