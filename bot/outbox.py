@@ -56,7 +56,7 @@ from bot.models import (
     Role,
     Subscription,
 )
-from bot.pacing import PacedWindow
+from bot.pacing import PacedWindow, Slot
 from bot.ports import Store, Tx
 from bot.telemetry import Telemetry
 
@@ -182,10 +182,11 @@ class Outbox:
             # request leaves: work between the two would bunch requests together, and a
             # strict one-second window (Telegram's) would see more than the rate.
             delivery = await self._delivery(queued)
+            slot = None
             if delivery is not None and queued.message.chat.channel in self._messengers:
-                await budget.acquire()
+                slot = await budget.hold()
             self._in_hand.add(queued.id)
-            task = asyncio.create_task(self._send(queued, delivery))
+            task = asyncio.create_task(self._send(queued, delivery, slot))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         return len(due)
@@ -219,20 +220,26 @@ class Outbox:
             async with asyncio.timeout(max(0.01, min(waits))):
                 await wake.wait()
 
-    async def _send(self, queued: QueuedMessage, delivery: Delivery | None) -> None:
+    async def _send(
+        self, queued: QueuedMessage, delivery: Delivery | None, slot: Slot | None
+    ) -> None:
         chat = queued.message.chat
         try:
-            await self._attempt(queued, delivery)
+            await self._attempt(queued, delivery, slot)
         except StoreError as error:  # its claim lapses, and it is taken again
             log.warning("outbox: message %s to %s not recorded: %s", queued.id, chat, error)
         except Exception:
             log.exception("outbox: message %s to %s failed unexpectedly", queued.id, chat)
         finally:
+            if slot is not None:
+                slot.release()  # if the request never left
             self._in_hand.discard(queued.id)
             self._progress.set()
             self.wake()
 
-    async def _attempt(self, queued: QueuedMessage, delivery: Delivery | None) -> None:
+    async def _attempt(
+        self, queued: QueuedMessage, delivery: Delivery | None, slot: Slot | None
+    ) -> None:
         messenger = self._messengers.get(queued.message.chat.channel)
         if messenger is None:
             await self._drop(queued, "no such channel is configured")
@@ -241,7 +248,7 @@ class Outbox:
             await self._mark_sent(queued, None)  # nothing to edit: the invoice never went out
             return
         try:
-            sent_id = await messenger.deliver(delivery)
+            sent_id = await _deliver(messenger, delivery, slot)
         except RetryLater as wait:
             await self._retry(queued, timedelta(seconds=wait.seconds), str(wait), pause=True)
         except PermanentDelivery as error:
@@ -413,3 +420,13 @@ async def _merchants(tx: Tx, link_id: str) -> list[Subscription]:
 
 def _backoff(attempts: int) -> timedelta:
     return min(MAX_BACKOFF, timedelta(seconds=2 ** min(attempts + 1, 10)))
+
+
+async def _deliver(messenger: Messenger, delivery: Delivery, slot: Slot | None) -> str | None:
+    """Send, and free the request's place in the rate window as its answer comes:
+    the other end has seen it by then, whatever the answer says."""
+    try:
+        return await messenger.deliver(delivery)
+    finally:
+        if slot is not None:
+            slot.release()

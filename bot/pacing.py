@@ -4,8 +4,8 @@ the store, so that it holds whichever process sends: bot/outbox.py.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections import deque
 from collections.abc import Callable
 
 
@@ -41,27 +41,72 @@ class TokenBucket:
         return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
 
 
-class PacedWindow:
-    """A token bucket, and never more than `rate` (rounded down) in any one second.
+WINDOW = 1.0  # seconds: the strict window at the other end
 
-    The bucket keeps the pace smooth; the window takes back its one-token burst, so a
-    strict one-second window at the other end (Telegram's 30 messages a second) sees
-    at most `rate` even when the requests leave a little unevenly.
+
+class Slot:
+    """One request's place in a `PacedWindow`, from its start until a second after
+    its answer came back (or, released at once, a second after its start)."""
+
+    def __init__(self, window: PacedWindow) -> None:
+        self._window = window
+        self.ended: float | None = None
+
+    def release(self) -> None:
+        """The answer is in: the request reached the other end by now. Idempotent."""
+        if self.ended is None:
+            self.ended = self._window.now()
+            self._window.freed.set()
+
+
+class PacedWindow:
+    """A token bucket, and never more than `rate` (rounded down) in any one second
+    at the other end, however unevenly the requests travel.
+
+    The bucket keeps the pace smooth. The window is what makes the bound hold: the
+    other end sees a request at some moment between its start and its answer, so a
+    request counts from its start until a second after its answer (`hold`). Then no
+    second at the other end can hold more than `rate`: of the requests it sees in any
+    second, the last to start found every other one still counted. A request that
+    lingers (a slow network, a busy machine) holds its place longer; the rate then
+    falls, by design, rather than the limit being crossed.
     """
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._bucket = TokenBucket(rate, clock=clock)
         self._most = max(1, int(rate))
         self._clock = clock
-        self._recent: deque[float] = deque()
+        self._held: list[Slot] = []
         self._lock = asyncio.Lock()
+        self.freed = asyncio.Event()  # set as a slot is released
+
+    def now(self) -> float:
+        return self._clock()
 
     async def acquire(self) -> None:
+        """A place for a request whose arrival is its start (it counts one second)."""
+        (await self.hold()).release()
+
+    async def hold(self) -> Slot:
+        """A place for a request, held until the `Slot` is released (then one second
+        more). Every slot must be released, or it holds its place for ever."""
         async with self._lock:
             await self._bucket.acquire()
-            if len(self._recent) >= self._most:
-                wait = self._recent[0] + 1.0 - self._clock()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                self._recent.popleft()
-            self._recent.append(self._clock())
+            await self._room()
+            slot = Slot(self)
+            self._held.append(slot)
+            return slot
+
+    async def _room(self) -> None:
+        while True:
+            now = self._clock()
+            self._held = [s for s in self._held if s.ended is None or s.ended + WINDOW > now]
+            if len(self._held) < self._most:
+                return
+            self.freed.clear()
+            ends = [s.ended for s in self._held if s.ended is not None]
+            # The oldest answered one leaves the window then; a release may come sooner.
+            wait = min(ends) + WINDOW - now if ends else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self.freed.wait()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from itertools import pairwise
 
-from bot.pacing import PacedWindow
+import pytest
+
+from bot.pacing import PacedWindow, Slot
 
 
 async def test_no_second_ever_holds_more_than_the_rate() -> None:
@@ -17,3 +21,34 @@ async def test_no_second_ever_holds_more_than_the_rate() -> None:
     assert busiest == 5  # a plain token bucket lets its burst make it 6
     gaps = [later - earlier for earlier, later in pairwise(taken)]
     assert min(gaps) >= 0.2 * 0.9  # smooth: about one every fifth of a second, no bunches
+
+
+async def test_a_request_holds_its_place_until_a_second_after_its_answer() -> None:
+    pace = PacedWindow(2)
+    first, _ = await pace.hold(), await pace.hold()
+    third = asyncio.create_task(pace.hold())
+    with pytest.raises(TimeoutError):  # both still on their way: no place, however long
+        await asyncio.wait_for(asyncio.shield(third), 1.5)
+    answered = time.monotonic()
+    first.release()
+    await third
+    assert time.monotonic() - answered >= 1.0 * 0.95
+
+
+async def test_however_requests_travel_no_second_at_the_other_end_holds_more_than_the_rate() -> (
+    None
+):
+    rate, arrivals, travel = 10, [], random.Random(7)
+
+    async def request(slot: Slot) -> None:
+        await asyncio.sleep(travel.uniform(0, 0.3))  # the network, there
+        arrivals.append(time.monotonic())
+        await asyncio.sleep(travel.uniform(0, 0.3))  # and back
+        slot.release()
+
+    pace, requests = PacedWindow(rate), []
+    for _ in range(30):
+        requests.append(asyncio.create_task(request(await pace.hold())))
+    await asyncio.gather(*requests)
+    busiest = max(sum(at <= t < at + 1.0 for t in arrivals) for at in arrivals)
+    assert busiest <= rate
