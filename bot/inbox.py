@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.errors import StoreError, StoreRejected, StoreUnavailable
+from bot.logs import log_context
 from bot.models import InboxEntry, InboxItem
 from bot.ports import Store
 from bot.telemetry import Telemetry
@@ -39,6 +40,9 @@ Handler = Callable[[InboxItem], Awaitable[object]]
 FINISHED = "finished"
 IDLE_WAIT = 5.0  # seconds: look again now and then, for work another process stored
 STORE_RETRY = timedelta(seconds=1)  # after the store failed a handler
+# Lanes named after a chat (handlers/telegram_polling.py, handlers/whatsapp.py): the chat
+# is what a log line of their handling names.
+CHAT_LANES = frozenset({"telegram", "whatsapp"})
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,10 @@ class InboxWorker:
                 await self._wake.wait()
 
     async def _handle(self, item: InboxItem) -> None:
+        with log_context(**_context(item)):  # each entry is handled in a task of its own
+            await self._handle_in_context(item)
+
+    async def _handle_in_context(self, item: InboxItem) -> None:
         handler = self._handlers.get(item.entry.kind)
         try:
             if handler is None:
@@ -299,8 +307,14 @@ def _name(item: InboxItem) -> str:
 
 
 def _context(item: InboxItem) -> dict[str, str]:
-    """What a JSON log line names (bot/logs.py): a Cimplify entry is stored under its event id."""
-    return {"event_id": item.entry.source_id} if item.entry.source == "cimplify" else {}
+    """What a JSON log line names (bot/logs.py): a Cimplify entry is stored under its event
+    id in its order's lane; a message, in its chat's (`telegram:1001`, `whatsapp:+233…`)."""
+    lane = item.entry.lane
+    if item.entry.source == "cimplify":
+        order_id = lane.removeprefix("order:")  # "" for a type paybot ignores
+        return {"event_id": item.entry.source_id} | ({"order_id": order_id} if order_id else {})
+    channel, _, chat_id = lane.partition(":")
+    return {"chat": lane} if channel in CHAT_LANES and chat_id else {}
 
 
 def _backoff(attempts: int) -> timedelta:

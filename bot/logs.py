@@ -6,16 +6,20 @@ in a URL path (`/bot<token>/method`, CONTRACT §3), and any `Bearer` credential.
 
 Two formats (PAYBOT_LOG_FORMAT): `text`, one readable line a record, and `json`,
 one object a line with the time, level, logger and message, and the order, link,
-chat and event id when the log call gave them (`extra={"order_id": ...}`).
+chat and event id when the log call gave them (`extra={"order_id": ...}`) or the
+work it runs in did (`log_context`: the inbox names the chat, order or event whose
+entry it is handling, so that every line said while handling it carries them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO
 from urllib.parse import quote
@@ -27,6 +31,9 @@ _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _MIN_SECRET_LENGTH = 6
 # What a log call may name in `extra`, for JSON lines; text lines say it in the message.
 CONTEXT_FIELDS = ("order_id", "link_id", "chat", "event_id")
+# Those the running work names (`log_context`), for a call that gives none itself: a
+# context variable, so each task (one inbox entry's handling) has its own.
+_CONTEXT: ContextVar[Mapping[str, str] | None] = ContextVar("paybot_log_context", default=None)
 _BOT_TOKEN_IN_PATH = re.compile(r"bot[0-9]+:[A-Za-z0-9_-]+")
 _BEARER = re.compile(r"\b(bearer)\s+[^\s'\",;]+", re.IGNORECASE)
 # httpx logs every request URL at INFO, and Telegram's URLs hold the bot token;
@@ -41,6 +48,17 @@ _QUIETED = (
     "telegram.Bot",
     "telegram.ext.ExtBot",
 )
+
+
+@contextlib.contextmanager
+def log_context(**fields: str) -> Iterator[None]:
+    """Name CONTEXT_FIELDS for every line logged inside, in this task (a log call's own
+    `extra` wins)."""
+    token = _CONTEXT.set({**(_CONTEXT.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -102,8 +120,9 @@ class RedactingJsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        running = _CONTEXT.get() or {}
         for name in CONTEXT_FIELDS:
-            value = record.__dict__.get(name)
+            value = record.__dict__.get(name, running.get(name))
             if value is not None:
                 line[name] = str(value)
         if record.exc_info:

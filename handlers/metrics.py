@@ -7,6 +7,8 @@ lingers from one to the next.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -21,6 +23,13 @@ __all__ = ["CONTENT_TYPE_LATEST", "PrometheusMeter"]
 # Twilio's delivery receipts are stored under a source of their own (handlers/whatsapp.py);
 # to an operator they are Twilio's webhooks like the inbound messages.
 _WEBHOOK_SOURCES = {"twilio-status": "twilio"}
+# CONTRACT §8's label values. Each series is there from the first scrape, at 0: a series
+# that appears only at its first count is absent to `rate()` and to an alert on it
+# (`paybot_webhooks_total{outcome="refused"}`) until then.
+SOURCES = ("cimplify", "twilio", "telegram")
+WEBHOOK_OUTCOMES = ("stored", "duplicate", "refused")
+MESSAGE_OUTCOMES = ("sent", "retried", "dropped")
+POLL_OUTCOMES = ("changed", "unchanged", "error")
 # A confirmation usually reaches the chat within a second; a queue behind a flood or a
 # chat's 429 can hold it for minutes.
 _CONFIRMATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -29,7 +38,8 @@ _CONFIRMATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 class PrometheusMeter:
     """`bot.telemetry.Meter` on one registry of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels: Iterable[str] = ()) -> None:
+        """`channels`: the chat channels this process sends on, whose series start at 0."""
         self.registry = on = CollectorRegistry(auto_describe=True)
         self._webhooks = Counter(
             "paybot_webhooks", "Webhook requests", ["source", "outcome"], registry=on
@@ -55,6 +65,15 @@ class PrometheusMeter:
             buckets=_CONFIRMATION_BUCKETS,
             registry=on,
         )
+        for source in SOURCES:
+            for outcome in WEBHOOK_OUTCOMES:
+                self._webhooks.labels(source, outcome)
+        for outcome in POLL_OUTCOMES:
+            self._polls.labels(outcome)
+        for channel in channels:
+            self._invoices.labels(channel)
+            for outcome in MESSAGE_OUTCOMES:
+                self._messages.labels(channel, outcome)
 
     def webhook(self, source: str, outcome: str) -> None:
         self._webhooks.labels(_WEBHOOK_SOURCES.get(source, source), outcome).inc()

@@ -80,7 +80,12 @@ class Paybot:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stack = contextlib.AsyncExitStack()
         # One registry a paybot (handlers/metrics.py): tests run many in one process.
-        self.meter = PrometheusMeter()
+        channels = [*self.tuning.messengers]
+        if settings.telegram_bot_token is not None:
+            channels.append("telegram")
+        if settings.whatsapp_enabled:
+            channels.append("whatsapp")
+        self.meter = PrometheusMeter(channels)
         self.telemetry = Telemetry(self.meter)
         self.background: dict[str, asyncio.Task[None]] = {}  # name -> loop, once started
 

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import logging
+# Only what `main` needs before it installs the signal handlers of `run`: the rest of
+# paybot (asyncio, the settings, the store, the channels) takes most of a second to
+# load on a busy machine, and a SIGTERM then must not kill the process with exit -15.
+# Each function imports what it uses (tests/test_signals.py holds this line).
 import os
-import secrets
-import signal
-import socket
 import sys
-from collections.abc import Awaitable, Callable
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
-from bot.config import Settings
-from bot.errors import ConfigError
-from bot.logs import configure_logging
+from paybot.signals import SIGNALS
 
-log = logging.getLogger("paybot")
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Awaitable, Callable
+
+    from bot.config import Settings
 
 DESCRIPTION = (
     "paybot sends Cimplify payment links in a merchant's Telegram or WhatsApp chat, follows "
@@ -36,9 +34,13 @@ NOBODY_CAN_REACH = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["run"]:
+        SIGNALS.install()  # before anything loads or starts: a signal then stops the start
+    from bot.config import Settings
+    from bot.errors import ConfigError
+    from bot.logs import configure_logging
+
     args = _parser().parse_args(argv)
-    if args.command == "run":
-        _SIGNALS.install()  # before anything starts: a signal then stops the start
     if args.command == "demo":
         configure_logging("WARNING", [])
         return _run_async(lambda: _demo(args.script))
@@ -56,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_async(command: Callable[[], Awaitable[int]]) -> int:
+    import asyncio
+
+    from bot.errors import ConfigError
+
     async def main() -> int:
         return await command()
 
@@ -72,6 +78,8 @@ def _run_async(command: Callable[[], Awaitable[int]]) -> int:
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("paybot")
     except PackageNotFoundError:  # run from a source tree that was never installed
@@ -79,6 +87,8 @@ def _version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="paybot", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"paybot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
@@ -130,6 +140,9 @@ def _sandbox_keys(args: argparse.Namespace) -> dict[str, str]:
 
 
 async def _until_signalled() -> None:
+    import asyncio
+    import signal
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -137,67 +150,23 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-class _Signals:
-    """SIGINT and SIGTERM from the first instant of `run`, kept until the loop asks.
-
-    Without handlers of its own the process would die of the default action
-    (exit -15) while starting, before anything could be stopped in order."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._wake: Callable[[], object] | None = None
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._note)
-
-    def _note(self, signum: int, _frame: object) -> None:
-        self.received = signum
-        if self._wake is not None:
-            # A second signal can come as the loop closes: then there is no one to wake.
-            with contextlib.suppress(RuntimeError):
-                self._wake()
-
-    async def wait(self) -> None:
-        """Until a signal arrives; at once if one already has."""
-        loop = asyncio.get_running_loop()
-        arrived = asyncio.Event()
-        self._wake = lambda: loop.call_soon_threadsafe(arrived.set)  # safe from a handler
-        if self.received is not None:
-            return
-        # Python runs the handler only once the main thread runs again; a signal the
-        # kernel gives another thread (sqlite's, say) must also wake the loop from select.
-        wakeup, written = socket.socketpair()
-        wakeup.setblocking(False)
-        written.setblocking(False)
-        previous = signal.set_wakeup_fd(written.fileno(), warn_on_full_buffer=False)
-        loop.add_reader(wakeup.fileno(), wakeup.recv, 64)
-        try:
-            await arrived.wait()
-        finally:
-            self._wake = None  # the loop that `arrived` belongs to may close after this
-            loop.remove_reader(wakeup.fileno())
-            signal.set_wakeup_fd(previous)
-            wakeup.close()
-            written.close()
-
-
-_SIGNALS = _Signals()
-
-
 async def _run(settings: Settings) -> int:
+    import asyncio
+    import contextlib
+    import logging
+
     from handlers.connections import raise_open_files_limit
 
     raise_open_files_limit()  # each connection needs a file; the soft limit is often 1,024
     from paybot.app import Paybot  # the whole stack loads only for the command that needs it
 
-    if _SIGNALS.received is not None:
+    if SIGNALS.received is not None:
         return 0  # signalled while loading: nothing started
     if settings.telegram_bot_token is None and not settings.whatsapp_enabled:
-        log.warning(NOBODY_CAN_REACH)
+        logging.getLogger("paybot").warning(NOBODY_CAN_REACH)
     paybot = Paybot(settings)
     starting = asyncio.create_task(paybot.start())
-    signalled = asyncio.create_task(_SIGNALS.wait())
+    signalled = asyncio.create_task(SIGNALS.wait())
     try:
         await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
         if signalled.done():
@@ -226,6 +195,10 @@ async def _demo(script: bool) -> int:
 
 
 async def _sandbox(settings: Settings, port: int) -> int:
+    import asyncio
+    import contextlib
+    import secrets
+
     from sandbox import new_webhook_secret, run_standalone
 
     key = settings.cimplify_secret_key

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bot.config import Settings
-from bot.logs import configure_logging, redact
+from bot.logs import configure_logging, log_context, redact
 from bot.models import ChatRef
 from tests.flow_events import event
 from tests.harness import World
@@ -215,3 +215,27 @@ async def test_a_confirmation_logs_json_lines_naming_its_order_link_and_event(
     assert confirmed[0]["link_id"] == link.id
     assert confirmed[0]["event_id"] == body["id"]
     assert not any(secret in stream.getvalue() for secret in world.settings.secrets())
+
+
+async def test_lines_said_while_handling_a_command_name_its_chat(world: World) -> None:
+    """The refusal's log line gives no `extra`: the inbox names the chat it is handling."""
+    stream = io.StringIO()
+    configure_logging("INFO", world.settings.secrets(), stream=stream, form="json")
+    world.fake.send_text("/invoice 1001", user_id=4242)
+    await world.wait_message("not authorized", chat_id=4242)
+
+    refused = [line for line in json_lines(stream) if "not a merchant" in line["message"]]
+    assert len(refused) == 1
+    assert refused[0]["chat"] == "telegram:4242"
+    assert "order_id" not in refused[0] and "event_id" not in refused[0]
+
+
+def test_a_running_context_is_named_and_a_calls_own_extra_wins(json_output: io.StringIO) -> None:
+    with log_context(chat="telegram:1", order_id="1001"):
+        log.info("inside")
+        log.info("own", extra={"order_id": "1002"})
+    log.info("outside")
+    inside, own, outside = json_lines(json_output)
+    assert (inside["chat"], inside["order_id"]) == ("telegram:1", "1001")
+    assert (own["chat"], own["order_id"]) == ("telegram:1", "1002")
+    assert "chat" not in outside and "order_id" not in outside

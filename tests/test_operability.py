@@ -138,6 +138,31 @@ async def test_readyz_is_503_when_the_oldest_due_message_is_over_a_minute_late(
         assert value(found, "paybot_outbox_oldest_due_seconds") >= 120
 
 
+async def test_every_series_of_the_contract_is_served_at_0_from_the_first_scrape(
+    world: World,
+) -> None:
+    found = await samples(world)
+
+    for source in ("cimplify", "twilio", "telegram"):
+        for outcome in ("stored", "duplicate", "refused"):
+            assert (
+                "paybot_webhooks_total",
+                frozenset({("source", source), ("outcome", outcome)}),
+            ) in found, (source, outcome)
+    for outcome in ("sent", "retried", "dropped"):
+        labels = frozenset({("channel", "telegram"), ("outcome", outcome)})
+        assert ("paybot_messages_total", labels) in found, outcome
+    for outcome in ("changed", "unchanged", "error"):
+        assert ("paybot_polls_total", frozenset({("outcome", outcome)})) in found, outcome
+    assert ("paybot_invoices_total", frozenset({("channel", "telegram")})) in found
+    # WhatsApp is not configured in this world: no series for a channel it does not have.
+    assert not [key for key in found if ("channel", "whatsapp") in key[1]]
+    assert ("paybot_confirmations_total", frozenset()) in found
+    assert ("paybot_confirmation_seconds_count", frozenset()) in found
+    assert ("paybot_outbox_oldest_due_seconds", frozenset()) in found
+    assert all(found[key] == 0 for key in found if not key[0].endswith("_created"))
+
+
 async def test_metrics_count_a_whole_flow_with_contract_names_and_labels(world: World) -> None:
     world.say("/invoice 1001")
     await world.wait_message("Pay here")
