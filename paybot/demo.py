@@ -33,13 +33,15 @@ DEADLINE = 30.0  # seconds for each scripted line's answers
 DEMO_SETTINGS = ("WHATSAPP_DEFAULT_REGION",)
 DEFAULT_REGION = "GH"  # the seeded customers' numbers are Ghanaian
 CUSTOMER_STEP = 2.5  # seconds between the played customer's steps: time to read each status
-# Polls at a pace a person can watch: every status a payment goes through is seen and told.
+# Polls at a pace a person can watch: every status a payment goes through is seen and told,
+# however long ago the link was made (the page's `processing` lasts the sandbox provider's
+# 2 s; a link polled every 5 s, as an idle one was, would often skip it).
+_WATCHED_IDLE = timedelta(seconds=1)
 WATCHED = PollPolicy(
     active=timedelta(seconds=0.5),
-    fresh=timedelta(seconds=1),
-    fresh_for=timedelta(minutes=10),
-    idle_min=timedelta(seconds=2),
-    idle_max=timedelta(seconds=5),
+    fresh=_WATCHED_IDLE,
+    idle_min=_WATCHED_IDLE,
+    idle_max=_WATCHED_IDLE,
     jitter=0.0,
 )
 _QUICK = timedelta(milliseconds=150)

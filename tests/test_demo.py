@@ -6,11 +6,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from paybot.demo import CUSTOMER_STEP, WATCHED
+from sandbox import Sandbox, new_webhook_secret
+from tests.factories import NOW, make_link
 from tests.process import ENTRY, clean_env, start_paybot
 from tests.terminal import CTRL_C, CTRL_D, paybot_on_terminal
 
@@ -123,3 +127,16 @@ def test_lines_piped_in_are_each_answered_before_the_end(tmp_path: Path) -> None
     assert "Pay here:" in done.stdout
     assert "paybot › Order 1001 (Kofi's Kitchen): Pending" in done.stdout
     assert "you › " not in done.stdout  # no prompt without a terminal
+
+
+async def test_the_demo_sees_processing_however_long_ago_the_link_was_made() -> None:
+    # `processing` lasts the sandbox provider's delay on the page, a step of /pay in the
+    # played customer: a poll must land in it however long the link sat unpaid.
+    sandbox = Sandbox(secret_key="sk_test_demo_pace_0123", webhook_secret=new_webhook_secret())
+    try:
+        shortest = timedelta(seconds=min(sandbox.checkout.provider_delay, CUSTOMER_STEP))
+    finally:
+        await sandbox.close()
+    link = make_link()
+    for waited in (timedelta(seconds=5), timedelta(minutes=15), timedelta(hours=20)):
+        assert WATCHED.interval(link, NOW + waited) * 2 <= shortest, waited
