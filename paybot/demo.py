@@ -48,15 +48,17 @@ _QUICK = timedelta(milliseconds=150)
 SCRIPTED = PollPolicy(active=_QUICK, fresh=_QUICK, idle_min=_QUICK, jitter=0.0)
 
 INTRO = """\
-paybot demo: you are a merchant chatting with paybot; a Cimplify sandbox plays Cimplify.
-Orders 1001 and 1002 (GHS), 2001 (NGN) and 3001 (KES) are open; 1004 is paid; 1005 cancelled.
+paybot demo: you are a merchant chatting with paybot; a sandbox plays Cimplify.
+Open orders: 1001 and 1002 (GHS), 2001 (NGN), 3001 (KES).
+Not to be paid: 1004 (paid already) and 1005 (cancelled).
 
-  /invoice 1001                 the payment link and its QR code
-  (open the link in a browser)  pay as a customer would: this chat follows the payment
-  /pay 1001                     or let the demo's customer pay (/pay 2001 failed: a failure)
-  /invoice 1002 +233241234567   the customer gets their copy too, shown as customer ›
-  /help                         paybot's own commands
-  /quit, Ctrl-D or Ctrl-C       leave
+  /invoice 1001                the payment link and its QR code
+  (open the link in a browser) pay as the customer would: this chat follows
+  /pay 1001                    or let the demo's customer pay
+  /pay 2001 failed             a payment that fails (after /invoice 2001)
+  /invoice 1002 +233241234567  the customer gets their copy too (customer ›)
+  /help                        paybot's own commands
+  /quit, Ctrl-D or Ctrl-C      leave
 
 """
 

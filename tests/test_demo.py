@@ -140,3 +140,13 @@ async def test_the_demo_sees_processing_however_long_ago_the_link_was_made() -> 
     link = make_link()
     for waited in (timedelta(seconds=5), timedelta(minutes=15), timedelta(hours=20)):
         assert WATCHED.interval(link, NOW + waited) * 2 <= shortest, waited
+
+
+def test_the_demo_greets_within_an_80_column_terminal(tmp_path: Path) -> None:
+    # A terminal's default width: a longer line wraps mid-word on a newcomer's first screen.
+    with paybot_on_terminal(["demo"], tmp_path, columns=80) as terminal:
+        intro = terminal.wait_for(r"(?s)\A(.*?)\nyou › ")[1]
+        terminal.type(CTRL_C)
+        assert terminal.wait_exit(timeout=3.0) == 0
+    assert "/invoice 1001" in intro
+    assert max(len(line) for line in intro.splitlines()) < 80, intro
