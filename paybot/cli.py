@@ -37,7 +37,7 @@ NOBODY_CAN_REACH = (
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "run":
+    if args.command in ("run", "demo"):
         _SIGNALS.install()  # before anything starts: a signal then stops the start
     if args.command == "demo":
         configure_logging("WARNING", [])
@@ -222,7 +222,10 @@ async def _check(settings: Settings) -> int:
 async def _demo(script: bool) -> int:
     from paybot.demo import run_demo
 
-    return await run_demo(os.environ, script)  # a bad WHATSAPP_DEFAULT_REGION: one line, 2
+    if _SIGNALS.received is not None:
+        return 0  # Ctrl-C while loading: nothing started
+    # A bad WHATSAPP_DEFAULT_REGION: one line, 2.
+    return await run_demo(os.environ, script, _SIGNALS.wait)
 
 
 async def _sandbox(settings: Settings, port: int) -> int:

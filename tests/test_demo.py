@@ -4,8 +4,10 @@ customer's chat, and leaving at once."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -150,3 +152,26 @@ def test_the_demo_greets_within_an_80_column_terminal(tmp_path: Path) -> None:
         assert terminal.wait_exit(timeout=3.0) == 0
     assert "/invoice 1001" in intro
     assert max(len(line) for line in intro.splitlines()) < 80, intro
+
+
+def test_ctrl_c_while_the_demo_starts_leaves_at_once_with_0(tmp_path: Path) -> None:
+    # A newcomer may change their mind at once: no traceback, no 130, no wait.
+    env = clean_env(tmp_path, TMPDIR=str(tmp_path))  # the demo's folder shows it has begun
+    with subprocess.Popen(  # noqa: S603 - fixed arguments, this test's own
+        [sys.executable, "-c", ENTRY, "demo"],
+        stdin=subprocess.PIPE,  # kept open: the demo would otherwise end at its input's end
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=env,
+        text=True,
+    ) as demo:
+        deadline = time.monotonic() + 15
+        while not any(tmp_path.glob("paybot-demo-*")) and demo.poll() is None:
+            assert time.monotonic() < deadline, "the demo never began to start"
+            time.sleep(0.005)
+        demo.send_signal(signal.SIGINT)
+        stdout, stderr = demo.communicate(timeout=3)
+    assert demo.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "you are a merchant" not in stdout  # it was stopped while starting
