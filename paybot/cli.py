@@ -34,7 +34,7 @@ NOBODY_CAN_REACH = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    if (sys.argv[1:] if argv is None else argv)[:1] == ["run"]:
+    if (sys.argv[1:] if argv is None else argv)[:1] in (["run"], ["demo"]):
         SIGNALS.install()  # before anything loads or starts: a signal then stops the start
     from bot.config import Settings
     from bot.errors import ConfigError
@@ -191,7 +191,10 @@ async def _check(settings: Settings) -> int:
 async def _demo(script: bool) -> int:
     from paybot.demo import run_demo
 
-    return await run_demo(os.environ, script)  # a bad WHATSAPP_DEFAULT_REGION: one line, 2
+    if SIGNALS.received is not None:
+        return 0  # Ctrl-C while loading: nothing started
+    # A bad WHATSAPP_DEFAULT_REGION: one line, 2.
+    return await run_demo(os.environ, script, SIGNALS.wait)
 
 
 async def _sandbox(settings: Settings, port: int) -> int:

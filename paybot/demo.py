@@ -10,10 +10,10 @@ customer paying. `--script` plays a whole conversation and checks it.
 from __future__ import annotations
 
 import asyncio
-import signal
+import contextlib
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,28 +33,32 @@ DEADLINE = 30.0  # seconds for each scripted line's answers
 DEMO_SETTINGS = ("WHATSAPP_DEFAULT_REGION",)
 DEFAULT_REGION = "GH"  # the seeded customers' numbers are Ghanaian
 CUSTOMER_STEP = 2.5  # seconds between the played customer's steps: time to read each status
-# Polls at a pace a person can watch: every status a payment goes through is seen and told.
+# Polls at a pace a person can watch: every status a payment goes through is seen and told,
+# however long ago the link was made (the page's `processing` lasts the sandbox provider's
+# 2 s; a link polled every 5 s, as an idle one was, would often skip it).
+_WATCHED_IDLE = timedelta(seconds=1)
 WATCHED = PollPolicy(
     active=timedelta(seconds=0.5),
-    fresh=timedelta(seconds=1),
-    fresh_for=timedelta(minutes=10),
-    idle_min=timedelta(seconds=2),
-    idle_max=timedelta(seconds=5),
+    fresh=_WATCHED_IDLE,
+    idle_min=_WATCHED_IDLE,
+    idle_max=_WATCHED_IDLE,
     jitter=0.0,
 )
 _QUICK = timedelta(milliseconds=150)
 SCRIPTED = PollPolicy(active=_QUICK, fresh=_QUICK, idle_min=_QUICK, jitter=0.0)
 
 INTRO = """\
-paybot demo: you are a merchant chatting with paybot; a Cimplify sandbox plays Cimplify.
-Orders 1001 and 1002 (GHS), 2001 (NGN) and 3001 (KES) are open; 1004 is paid; 1005 cancelled.
+paybot demo: you are a merchant chatting with paybot; a sandbox plays Cimplify.
+Open orders: 1001 and 1002 (GHS), 2001 (NGN), 3001 (KES).
+Not to be paid: 1004 (paid already) and 1005 (cancelled).
 
-  /invoice 1001                 the payment link and its QR code
-  (open the link in a browser)  pay as a customer would: this chat follows the payment
-  /pay 1001                     or let the demo's customer pay (/pay 2001 failed: a failure)
-  /invoice 1002 +233241234567   the customer gets their copy too, shown as customer ›
-  /help                         paybot's own commands
-  /quit, Ctrl-D or Ctrl-C       leave
+  /invoice 1001                the payment link and its QR code
+  (open the link in a browser) pay as the customer would: this chat follows
+  /pay 1001                    or let the demo's customer pay
+  /pay 2001 failed             a payment that fails (after /invoice 2001)
+  /invoice 1002 +233241234567  the customer gets their copy too (customer ›)
+  /help                        paybot's own commands
+  /quit, Ctrl-D or Ctrl-C      leave
 
 """
 
@@ -122,21 +126,56 @@ def demo_settings(environ: Mapping[str, str], folder: str) -> Settings:
     )
 
 
-async def run_demo(environ: Mapping[str, str], script: bool) -> int:
+Signalled = Callable[[], Coroutine[object, object, None]]
+INTERRUPTED = 130  # a script stopped by a signal did not check the whole conversation
+
+
+async def run_demo(environ: Mapping[str, str], script: bool, signalled: Signalled) -> int:
+    """The demo until it ends, or until `signalled` returns (Ctrl-C, SIGTERM): then at
+    once, whether the bot was starting or chatting, with 0 (a script's with 130)."""
     console = ConsoleChat()
     with tempfile.TemporaryDirectory(prefix="paybot-demo-") as folder:
         settings = demo_settings(environ, folder)
         paybot = Paybot(settings, _tuning(console, script))
-        await paybot.start()
-        demo = Demo(paybot, console, settings.whatsapp_default_region, script)
+        stop = asyncio.create_task(signalled())
         try:
-            if script:
-                return await _play(demo)
-            return await _chat(demo)
+            if not await _started(paybot, stop):
+                return INTERRUPTED if script else 0
+            demo = Demo(paybot, console, settings.whatsapp_default_region, script)
+            try:
+                if script:
+                    return await _play_unless_stopped(demo, stop)
+                return await _chat(demo, stop)
+            finally:
+                await demo.customer.close()
         finally:
-            await demo.customer.close()
+            stop.cancel()
+            await asyncio.gather(stop, return_exceptions=True)
             await paybot.stop()
             console.close()
+
+
+async def _started(paybot: Paybot, stop: asyncio.Task[None]) -> bool:
+    """Start `paybot`, unless a signal comes first: then what started is left to `stop`."""
+    starting = asyncio.create_task(paybot.start())
+    await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+    if not stop.done():
+        starting.result()  # raises why it could not start
+        return True
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return False
+
+
+async def _play_unless_stopped(demo: Demo, stop: asyncio.Task[None]) -> int:
+    playing = asyncio.create_task(_play(demo))
+    await asyncio.wait({playing, stop}, return_when=asyncio.FIRST_COMPLETED)
+    if playing.done():
+        return playing.result()
+    playing.cancel()
+    await asyncio.gather(playing, return_exceptions=True)
+    return INTERRUPTED
 
 
 def _tuning(console: ConsoleChat, script: bool) -> Tuning:
@@ -149,14 +188,16 @@ def _tuning(console: ConsoleChat, script: bool) -> Tuning:
     return Tuning(messengers=messengers, per_chat_gap=0.3, poll_policy=WATCHED)
 
 
-async def _chat(demo: Demo) -> int:
+async def _chat(demo: Demo, stop: asyncio.Task[None]) -> int:
     """Lines in order until /quit, the end of input or a signal; 0 in each case."""
     demo.console.show(INTRO)
     commands: asyncio.Queue[str] = asyncio.Queue()
     worker = asyncio.create_task(_handle_each(demo, commands))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, demo.console.interrupt)
+
+    def interrupt(_: asyncio.Task[None]) -> None:
+        demo.console.interrupt()
+
+    stop.add_done_callback(interrupt)
     demo.console.start()
     try:
         while (line := await demo.console.next_line()) is not None:
@@ -166,8 +207,7 @@ async def _chat(demo: Demo) -> int:
         if not demo.console.interactive and not demo.console.interrupted:
             await commands.join()  # lines piped in are each answered before the end
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        stop.remove_done_callback(interrupt)
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
     return 0

@@ -4,13 +4,19 @@ customer's chat, and leaving at once."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from paybot.demo import CUSTOMER_STEP, WATCHED
+from sandbox import Sandbox, new_webhook_secret
+from tests.factories import NOW, make_link
 from tests.process import ENTRY, clean_env, start_paybot
 from tests.terminal import CTRL_C, CTRL_D, paybot_on_terminal
 
@@ -123,3 +129,49 @@ def test_lines_piped_in_are_each_answered_before_the_end(tmp_path: Path) -> None
     assert "Pay here:" in done.stdout
     assert "paybot › Order 1001 (Kofi's Kitchen): Pending" in done.stdout
     assert "you › " not in done.stdout  # no prompt without a terminal
+
+
+async def test_the_demo_sees_processing_however_long_ago_the_link_was_made() -> None:
+    # `processing` lasts the sandbox provider's delay on the page, a step of /pay in the
+    # played customer: a poll must land in it however long the link sat unpaid.
+    sandbox = Sandbox(secret_key="sk_test_demo_pace_0123", webhook_secret=new_webhook_secret())
+    try:
+        shortest = timedelta(seconds=min(sandbox.checkout.provider_delay, CUSTOMER_STEP))
+    finally:
+        await sandbox.close()
+    link = make_link()
+    for waited in (timedelta(seconds=5), timedelta(minutes=15), timedelta(hours=20)):
+        assert WATCHED.interval(link, NOW + waited) * 2 <= shortest, waited
+
+
+def test_the_demo_greets_within_an_80_column_terminal(tmp_path: Path) -> None:
+    # A terminal's default width: a longer line wraps mid-word on a newcomer's first screen.
+    with paybot_on_terminal(["demo"], tmp_path, columns=80) as terminal:
+        intro = terminal.wait_for(r"(?s)\A(.*?)\nyou › ")[1]
+        terminal.type(CTRL_C)
+        assert terminal.wait_exit(timeout=3.0) == 0
+    assert "/invoice 1001" in intro
+    assert max(len(line) for line in intro.splitlines()) < 80, intro
+
+
+def test_ctrl_c_while_the_demo_starts_leaves_at_once_with_0(tmp_path: Path) -> None:
+    # A newcomer may change their mind at once: no traceback, no 130, no wait.
+    env = clean_env(tmp_path, TMPDIR=str(tmp_path))  # the demo's folder shows it has begun
+    with subprocess.Popen(  # noqa: S603 - fixed arguments, this test's own
+        [sys.executable, "-c", ENTRY, "demo"],
+        stdin=subprocess.PIPE,  # kept open: the demo would otherwise end at its input's end
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=env,
+        text=True,
+    ) as demo:
+        deadline = time.monotonic() + 15
+        while not any(tmp_path.glob("paybot-demo-*")) and demo.poll() is None:
+            assert time.monotonic() < deadline, "the demo never began to start"
+            time.sleep(0.005)
+        demo.send_signal(signal.SIGINT)
+        stdout, stderr = demo.communicate(timeout=3)
+    assert demo.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "you are a merchant" not in stdout  # it was stopped while starting
