@@ -93,11 +93,32 @@ class Intake:
         return fresh
 
     async def store_many(self, entries: Sequence[InboxEntry]) -> list[bool]:
-        """Store a batch in one transaction (one getUpdates answer); freshness of each."""
-        fresh = await self._record(entries)
+        """Store a batch in one transaction (one getUpdates answer); freshness of each.
+
+        A batch the store refuses is stored again one entry at a time: an entry that can
+        never be stored is set aside with a log line (False, as nothing new was stored),
+        and the rest of its batch, and what comes after it, goes on. Raises StoreError
+        only when the store is unavailable: then nothing may be acknowledged.
+        """
+        try:
+            fresh = await self._record(entries)
+        except StoreRejected:
+            fresh = [await self._record_alone(entry) for entry in entries]
         if any(fresh):
             self._on_stored()
         return fresh
+
+    async def _record_alone(self, entry: InboxEntry) -> bool:
+        try:
+            return (await self._record([entry]))[0]
+        except StoreRejected as error:
+            log.error(
+                "inbox: %s %s set aside: the store refused it (%s)",
+                entry.kind,
+                entry.source_id,
+                error,
+            )
+            return False
 
     async def drain(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a shutdown bound
         if self._writer is not None and not self._writer.done():

@@ -68,6 +68,29 @@ class Tuning:
     digest_every: float = 30.0  # seconds between looks at whether the daily digest is due
 
 
+def start_loops(jobs: Mapping[str, Coroutine[Any, Any, None]]) -> dict[str, asyncio.Task[None]]:
+    """Each background loop as a task, by name.
+
+    A loop waits out a store that is unavailable and goes on; nothing else should end
+    one. One that an error ends all the same is logged at once, with its traceback, as
+    the bug it is (`/readyz` names it too), rather than kept in its task unseen.
+    """
+    tasks = {name: asyncio.create_task(job, name=name) for name, job in jobs.items()}
+    for task in tasks.values():
+        task.add_done_callback(_log_a_loop_ended_by_an_error)
+    return tasks
+
+
+def _log_a_loop_ended_by_an_error(task: asyncio.Task[None]) -> None:
+    if task.cancelled() or task.exception() is None:
+        return
+    log.critical(
+        "the %s loop stopped on an unexpected error, a bug (/readyz reports it)",
+        task.get_name(),
+        exc_info=task.exception(),
+    )
+
+
 class Paybot:
     """Every part of a running paybot, started and stopped in order."""
 
@@ -276,7 +299,7 @@ class Paybot:
         return messengers
 
     def _run_in_background(self, **jobs: Coroutine[Any, Any, None]) -> None:
-        self.background = {name: asyncio.create_task(job, name=name) for name, job in jobs.items()}
+        self.background = start_loops(jobs)
         tasks = list(self.background.values())
 
         async def cancel() -> None:

@@ -69,6 +69,26 @@ def test_an_unreachable_postgresql_is_one_line_naming_the_setting_and_exit_2(
     assert refuses_connections(port)  # stopped before anything listens
 
 
+@pytest.mark.parametrize("where", ["in a folder that does not exist", "a folder", "not SQLite"])
+def test_a_sqlite_path_paybot_cannot_use_is_one_line_naming_the_setting_and_exit_2(
+    tmp_path: Path, where: str
+) -> None:
+    path = {
+        "in a folder that does not exist": tmp_path / "no-such-folder" / "paybot.db",
+        "a folder": tmp_path,
+        "not SQLite": tmp_path / "notes.txt",
+    }[where]
+    (tmp_path / "notes.txt").write_text("not a database, but long enough to look like one\n" * 4)
+    port = free_port()
+    env = {"PAYBOT_HTTP_PORT": str(port), "PAYBOT_DATABASE": str(path)}
+    code, _, stderr = run_to_end(["run"], tmp_path, env)
+    assert code == 2, stderr
+    refusals = [line for line in stderr if line.startswith("paybot: ")]
+    assert refusals == [stderr[-1]] and stderr[-1].startswith("paybot: PAYBOT_DATABASE: ")
+    assert not any("Traceback" in line for line in stderr), stderr
+    assert refuses_connections(port)  # stopped before anything listens
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_run_serves_healthz_and_stops_cleanly_on_a_signal(
     tmp_path: Path, stop: signal.Signals

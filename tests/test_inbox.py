@@ -185,6 +185,29 @@ async def test_an_entry_the_store_refuses_is_refused_alone(store: Store, databas
     assert sorted(r[0] for r in stored) == sorted(one.source_id for one in good)
 
 
+async def test_a_batch_with_an_entry_the_store_refuses_stores_the_rest_and_logs_it(
+    store: Store, database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A getUpdates answer is stored as one batch, and the next getUpdates confirms it:
+    # a batch refused whole would be asked for again and again, and nothing behind it
+    # would ever come in.
+    woken: list[int] = []
+    intake = Intake(store, Clock(), lambda: woken.append(1))
+    good = [entry(f"good-{n}", lane=f"chat:{n}") for n in range(4)]
+    bad = entry("bad", lane="chat:bad", body=refused_text(database))
+
+    with caplog.at_level(logging.ERROR, logger="bot.inbox"):
+        fresh = await intake.store_many([*good[:2], bad, *good[2:]])
+
+    assert fresh == [True, True, False, True, True]
+    stored = await rows(database, "SELECT source_id FROM inbox ORDER BY seq")
+    assert [r[0] for r in stored] == [one.source_id for one in good]  # in the batch's order
+    assert woken
+    assert "test.input bad set aside: the store refused it" in caplog.text
+    # A repeat of the batch (Telegram sending it again) stores nothing twice.
+    assert await intake.store_many(good) == [False] * 4
+
+
 # ---- InboxWorker
 
 

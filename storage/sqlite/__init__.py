@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 
 import aiosqlite
 
-from bot.errors import StoreUnavailable
+from bot.errors import ConfigError, StoreUnavailable
 from storage.sqlite.chat_settings import SqliteChatSettings
 from storage.sqlite.follow_ups import SqliteFollowUps
 from storage.sqlite.inbox import SqliteContacts, SqliteInbox
@@ -30,6 +30,14 @@ from storage.sqlite.statements import store_error
 from storage.sqlite.turns import WriterTurns
 
 WAL_TRIES = 20  # about 10 s of waiting in all
+SETTING = "PAYBOT_DATABASE"
+# SQLite's answers when the path is the wrong one, not when the file is busy: no such
+# folder, a folder, a file that may not be opened, a file that is no SQLite database.
+_UNUSABLE_FILE = {sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOTADB}
+
+
+def _try_to_open(path: str) -> None:
+    sqlite3.connect(path).close()
 
 
 class SqliteStore:
@@ -41,6 +49,20 @@ class SqliteStore:
         self._turns = WriterTurns()
 
     async def open(self) -> None:
+        """Open and migrate. A path that names no file SQLite can use raises ConfigError."""
+        try:
+            await self._open()
+        except sqlite3.Error as error:
+            if (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF not in _UNUSABLE_FILE:
+                raise
+            problem = f"cannot use {self._path} as a SQLite database ({error})"
+            raise ConfigError(SETTING, problem) from None
+
+    async def _open(self) -> None:
+        # sqlite3's own connect first: aiosqlite's, when it fails, leaves its worker
+        # thread to report to an event loop that may be closed by then (a traceback
+        # after the one clear line).
+        await asyncio.to_thread(_try_to_open, self._path)
         db = await aiosqlite.connect(self._path, isolation_level=None)
         try:
             db.row_factory = sqlite3.Row
