@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from bot.models import (
@@ -126,6 +126,12 @@ class PollSchedule(Protocol):
         """The earliest next poll of any tracked link."""
 
     async def tracked_count(self) -> int: ...
+
+    async def reserve_turns(self, now: datetime, count: int, spacing: timedelta) -> datetime:
+        """Reserve `count` turns of the Pay API budget that every process shares, each
+        `spacing` after the one before, none before `now`; the first turn's time.
+
+        Atomic: turns reserved by two callers, in one process or two, never overlap."""
 
 
 class Subscriptions(Protocol):

@@ -26,8 +26,7 @@ from bot.errors import (
     StoreError,
     StoreUnavailable,
 )
-from bot.models import Link, Status
-from bot.pacing import TokenBucket
+from bot.models import Link, Status, utcnow
 from bot.payments import Payments
 from bot.ports import Store
 from bot.telemetry import Telemetry
@@ -100,7 +99,10 @@ class Tracker:
         self._meter = (telemetry or Telemetry()).meter
         self._payments = payments
         self._clock = clock
-        self._budget = TokenBucket(rate)
+        # The budget is turns kept in the store, `_spacing` apart, which every process's
+        # polls reserve (the poller's and any /status), so PAYBOT_POLL_RATE holds for all
+        # processes together. Turns are real time, whatever clock the links are read by.
+        self._spacing = timedelta(seconds=1 / rate)
         self._claim = max(1, math.ceil(rate * CLAIM_SECONDS))
         self._claims = 0
         self.policy = policy or PollPolicy()
@@ -118,12 +120,11 @@ class Tracker:
         try:
             while True:
                 try:
-                    due = await self._claim_due() if self.may_poll() else []
+                    due, turn = await self._claim_due() if self.may_poll() else ([], utcnow())
                     for link in due:
-                        if link.id in self._asking:
-                            continue  # its next poll is set; the answer on its way decides
-                        await self._budget.acquire()
+                        await _until(turn)
                         self._start_poll(link)
+                        turn += self._spacing
                     if not due:
                         await self._idle()
                 except StoreUnavailable as error:  # the schedule waits in the store
@@ -143,9 +144,10 @@ class Tracker:
         task.add_done_callback(self._polls.discard)
         task.add_done_callback(lambda _: self._asking.discard(link.id))
 
-    async def _claim_due(self) -> list[Link]:
-        """Take the due links, moving payments first (but see FAIR_EVERY), and set each
-        one's next poll by the policy, in the claim's transaction.
+    async def _claim_due(self) -> tuple[list[Link], datetime]:
+        """Take the due links, moving payments first (but see FAIR_EVERY), set each one's
+        next poll by the policy, and reserve a turn of the budget for each, in the claim's
+        transaction; the links and the first turn's time.
 
         The claim is atomic in the store, so no link is taken by two pollers, in this
         process or another; a poller that dies leaves each link due at its next poll.
@@ -157,7 +159,13 @@ class Tracker:
             due = await tx.polls.claim_due(now, self._claim, now + CLAIM_LEASE, moving_first)
             for link in due:
                 await tx.polls.schedule(link.id, self.policy.next_poll(link, now))
-        return due
+            # A link whose answer is still coming is not asked again (its next poll is
+            # set; that answer decides), and spends no turn.
+            asking = [link for link in due if link.id not in self._asking]
+            turn = utcnow()
+            if asking:
+                turn = await tx.polls.reserve_turns(turn, len(asking), self._spacing)
+        return asking, turn
 
     async def _idle(self) -> None:
         async with self._store.transaction() as tx:
@@ -171,9 +179,13 @@ class Tracker:
                 await self._wake.wait()
 
     async def poll_now(self, link: Link) -> Link | None:
-        """A poll a chat asked for (/status, Refresh status): from the poller's own budget,
-        ahead of the links waiting their turn, so no chat can push Cimplify past the rate."""
-        await self._budget.acquire()
+        """A poll a chat asked for (/status, Refresh status), in any process: a turn of the
+        budget that every process shares, ahead of the links waiting in the store (the
+        poller reserves a tenth of a second of turns at a time), so no chat can push
+        Cimplify past the rate, however many processes take commands."""
+        async with self._store.transaction() as tx:
+            turn = await tx.polls.reserve_turns(utcnow(), 1, self._spacing)
+        await _until(turn)
         return await self.poll(link, patient=True)
 
     async def poll(self, link: Link, patient: bool = False) -> Link | None:
@@ -248,3 +260,10 @@ class Tracker:
             log.warning("link %s: poll failed: %s", link.id, error, extra={"link_id": link.id})
         except Exception:
             log.exception("link %s: poll failed with an unexpected error", link.id)
+
+
+async def _until(turn: datetime) -> None:
+    """Wait for a reserved turn of the poll budget (real time, as the store keeps it)."""
+    wait = (turn - utcnow()).total_seconds()
+    if wait > 0:
+        await asyncio.sleep(wait)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -156,3 +157,28 @@ async def tokens_polled(
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
     return asked
+
+
+async def test_status_polls_in_two_processes_share_one_budget(store: SqliteStore) -> None:
+    # Two trackers on one store stand for two processes, each taking /status commands:
+    # together they keep to the rate, where each once kept its own.
+    rate, polls = 5.0, 12
+    links = [make_link(f"link-asked-{n}", order_id=f"3{n:03d}") for n in range(polls)]
+    async with store.transaction() as tx:
+        for link in links:
+            await tx.links.insert(link)
+    asked_at: list[float] = []
+
+    def cimplify(request: httpx.Request) -> httpx.Response:
+        asked_at.append(time.monotonic())
+        body = {"status": "pending", "updated_at": "2026-11-23T10:00:00Z", "reference": None}
+        return httpx.Response(200, content=json.dumps(body))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(cimplify)) as http:
+        client = CimplifyClient("https://cimplify.test", "sk_test_policy", http=http)
+        payments = Payments(store, lambda: NOW, on_queued=lambda: None)
+        processes = [Tracker(store, client, payments, lambda: NOW, rate=rate) for _ in range(2)]
+        await asyncio.gather(*(processes[n % 2].poll_now(link) for n, link in enumerate(links)))
+    assert len(asked_at) == polls
+    took = max(asked_at) - min(asked_at)
+    assert took >= (polls - 1) / rate * 0.95  # one budget: each process alone took half

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.models import ChatRef, Link, Status
@@ -192,3 +192,14 @@ class PostgresPollSchedule:
     async def tracked_count(self) -> int:
         found = await self._sql.value("SELECT count(*) FROM links WHERE next_poll_at IS NOT NULL")
         return int(found)
+
+    async def reserve_turns(self, now: datetime, count: int, spacing: timedelta) -> datetime:
+        # One statement: the row's lock makes concurrent reservations follow each other.
+        first = await self._sql.value(
+            "UPDATE poll_turns SET next_at = GREATEST(next_at, $1) + $2 * $3::interval"
+            " WHERE id = 1 RETURNING next_at - $2 * $3::interval",
+            now,
+            max(count, 0),
+            spacing,
+        )
+        return utc(first)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.models import ChatRef, Link, Status, Subscription
@@ -159,6 +159,16 @@ class SqlitePolls(_LinkRows):
 
     async def tracked_count(self) -> int:
         return await self._count("SELECT COUNT(*) FROM links WHERE next_poll_at IS NOT NULL")
+
+    async def reserve_turns(self, now: datetime, count: int, spacing: timedelta) -> datetime:
+        # Read, then move: atomic under the one writer's transaction.
+        row = await self._row("SELECT next_at FROM poll_turns WHERE id = 1")
+        first = now if row is None else max(now, time_from(row[0]))
+        await self._change(
+            "UPDATE poll_turns SET next_at = ? WHERE id = 1",
+            (time_text(first + spacing * max(count, 0)),),
+        )
+        return first
 
 
 class SqliteSubscriptions(SqliteStatements):

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
+from itertools import pairwise
 
 from bot.models import Status
 from bot.ports import Store, Tx
@@ -110,3 +112,25 @@ async def test_concurrent_poll_claimers_hand_out_every_due_link_exactly_once(
     assert set(handed_out) == {f"lnk_{n:03}" for n in range(200)}  # ... and none missed
     assert left == []
     assert next_due == T0 + LEASE
+
+
+async def test_poll_turns_reserved_by_racing_processes_never_overlap(
+    open_store: OpenStore,
+) -> None:
+    stores, spacing = await processes(open_store), timedelta(milliseconds=200)
+
+    async def reserve(n: int) -> tuple[datetime, int]:
+        count = 1 + n % 3
+
+        async def work(tx: Tx) -> datetime:
+            return await tx.polls.reserve_turns(T0, count, spacing)
+
+        return await committed(stores[n % PROCESSES], work), count
+
+    reserved = sorted(await asyncio.gather(*(reserve(n) for n in range(CALLERS))))
+    assert reserved[0][0] == T0  # none before `now`, and the first at once
+    for (first, count), (following, _) in pairwise(reserved):
+        assert following == first + count * spacing  # end to end: no overlap, no gap
+    async with stores[0].transaction() as tx:  # later, the turns start from then
+        later = T0 + timedelta(hours=1)
+        assert await tx.polls.reserve_turns(later, 1, spacing) == later
