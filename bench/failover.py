@@ -28,7 +28,7 @@ from bench.stage import staged
 from bench.store_reads import read_store
 
 CHATS = 300
-SEND_RATE = 28.0  # the default pace
+SEND_RATE = 30.0  # the default pace
 KILL_AFTER = CHATS // 3  # "Confirmed" messages delivered before the kill
 TARGET_GAP_S = 10.0
 SENDERS = 20

@@ -4,7 +4,9 @@ The fake Bot API enforces them (tests/fakes/send_limits.py): at most 30 new
 messages in any sliding second overall and one a second per chat, refusing more
 with `429` and `retry_after`. Caption edits are not counted (each confirmation
 also edits its chat's invoice photo). The bot runs at its default pace,
-`PAYBOT_SEND_RATE=28`, two under the limit. The invoices go out first with the limits off; then
+`PAYBOT_SEND_RATE=30`, the limit itself: a message holds its place in the outbox's
+window until a second after its answer, so no second at Telegram sees more. The
+invoices go out first with the limits off; then
 1,000 signed `payment.succeeded` are posted at once, and the clock runs from the
 first post to the last "Confirmed" arriving at the fake. 1,000 messages at 30 a
 second cannot take less than 33.3 s: the target is within 1.02× of that floor,
@@ -76,7 +78,7 @@ def _report(
     report.add(
         f"flood: {CHATS:,} confirmations to {CHATS:,} chats; the fake Bot API refuses more "
         "than 30 new messages in any second and 1 a chat (`429 retry_after`); caption edits "
-        "not counted; bot at its default PAYBOT_SEND_RATE=28; posts spread over its instances",
+        "not counted; bot at its default PAYBOT_SEND_RATE=30; posts spread over its instances",
         f"all delivered in {took:.1f} s, {took / FLOOR_S:.3f}× the {FLOOR_S:.1f} s floor; "
         f"{refused} refused with 429; {lost} lost, {twice} repeated",
         f"≤ {TARGET_RATIO}× the floor ({TARGET_S:.1f} s), no 429, 0 lost",

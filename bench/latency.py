@@ -1,12 +1,12 @@
 """Webhook → chat: confirmations at 200 a second, each timed from its `2xx` to its message.
 
 Every event confirms a different link in a different chat, so the 1-second gap
-per chat never applies. The bot runs at its default pace, `PAYBOT_SEND_RATE=28`,
+per chat never applies. The bot runs at its default pace, `PAYBOT_SEND_RATE=30`,
 smooth: the k-th "Confirmed" it sends cannot leave before max(its 2xx, the
-(k-1)-th's earliest time + 1/28 s). That earliest time is subtracted: what
+(k-1)-th's earliest time + 1/30 s). That earliest time is subtracted: what
 remains is the bot's own delay. The k-th is counted in the order the bot sent
 them: answers to webhooks stored in one commit reach the sender together, in no
-particular order, and a swap would count a whole 1/28 s against the bot.
+particular order, and a swap would count a whole 1/30 s against the bot.
 
 At `PAYBOT_SEND_RATE=1000` the pacing would vanish, but 200 confirmations a second
 are 400 Bot API calls (a text and a caption edit each), more than the bot's one
@@ -26,7 +26,7 @@ from bench.store_reads import read_store
 
 EVENTS = 400  # links, chats and events: 2 s at RATE, then 13 s for the pacing to drain
 RATE = 200.0  # events a second
-SEND_RATE = 28.0  # the bot's default, set explicitly so the pacing subtracted is the pacing used
+SEND_RATE = 30.0  # the bot's default, set explicitly so the pacing subtracted is the pacing used
 TARGET_MS = 100.0
 
 

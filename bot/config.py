@@ -87,7 +87,7 @@ class Settings:
     # 30. The outbox never decides more than this in any second, and the margin absorbs
     # requests that leave a little unevenly under load (tests/test_several_instances.py
     # saw 30 of 29 a second reach Telegram within 0.995 s on a busy machine).
-    send_rate: float = 28.0
+    send_rate: float = 30.0
     log_format: str = "text"  # or "json": one object a line (bot/logs.py)
     # How long handled inputs, sent messages and status history are kept (bot/housekeeping.py).
     retention: timedelta = timedelta(days=30)
@@ -144,7 +144,7 @@ class Settings:
             whatsapp_cashiers=cashiers(env, "WHATSAPP_MERCHANTS"),
             whatsapp_default_region=region(env, "WHATSAPP_DEFAULT_REGION"),
             poll_rate=_rate(env, "PAYBOT_POLL_RATE", "5", 100, "requests"),
-            send_rate=_rate(env, "PAYBOT_SEND_RATE", "28", 1000, "messages"),
+            send_rate=_rate(env, "PAYBOT_SEND_RATE", "30", 1000, "messages"),
             log_level=_log_level(env),
             log_format=_log_format(env),
             retention=duration(env, "PAYBOT_RETENTION", "30d"),

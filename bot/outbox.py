@@ -107,7 +107,7 @@ class Outbox:
         messengers: Mapping[str, Messenger],
         clock: Callable[[], datetime],
         per_chat_gap: float = 1.0,
-        overall_rate: float = 28.0,
+        overall_rate: float = 30.0,
         holder: str = "outbox",
         leases: Leases | None = None,
         telemetry: Telemetry | None = None,
@@ -137,6 +137,13 @@ class Outbox:
         """Something was queued: look again now rather than at the next tick."""
         for wake in self._wakes:
             wake.set()
+
+    def take_over(self) -> None:
+        """This process has become the sender: the one before it may have used the
+        last second's budget, so its first new message waits for that second to pass."""
+        self._sends.fill()
+        self._edits.fill()
+        self.wake()
 
     async def run(self) -> None:
         try:

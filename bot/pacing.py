@@ -83,6 +83,15 @@ class PacedWindow:
     def now(self) -> float:
         return self._clock()
 
+    def fill(self) -> None:
+        """Count the last second as full: a process that takes over sending from another
+        does not know what that one sent just before it stopped."""
+        now = self._clock()
+        for _ in range(self._most):
+            slot = Slot(self)
+            slot.ended = now
+            self._held.append(slot)
+
     async def acquire(self) -> None:
         """A place for a request whose arrival is its start (it counts one second)."""
         (await self.hold()).release()

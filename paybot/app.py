@@ -386,7 +386,7 @@ class Paybot:
         await self.roles.renew()  # alone, this process has them all from the start
 
     def _gained(self, role: str) -> None:
-        {SENDER: self.outbox.wake, POLLER: self.tracker.wake}.get(role, lambda: None)()
+        {SENDER: self.outbox.take_over, POLLER: self.tracker.wake}.get(role, lambda: None)()
 
     def _woken(self, topic: str) -> None:
         """Another process stored work: the part that acts on it looks now."""

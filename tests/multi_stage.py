@@ -168,7 +168,7 @@ def _settings(
         "TELEGRAM_BOT_TOKEN": fake.token,
         "TELEGRAM_MODE": mode,
         "PAYBOT_PUBLIC_URL": PUBLIC_URL,
-        "PAYBOT_SEND_RATE": "28",  # the default, under Telegram's 30 a second overall
+        "PAYBOT_SEND_RATE": "30",  # the default: Telegram's 30 a second overall
         "PAYBOT_POLL_RATE": "5",
         "PAYBOT_LOG_LEVEL": "WARNING",
         "PAYBOT_DATABASE": database,

@@ -64,7 +64,7 @@ def test_defaults_when_nothing_is_set(no_dotenv: str) -> None:
     assert settings.twilio_invoice_content_sid is None
     assert settings.twilio_status_content_sid is None
     assert settings.poll_rate == 5
-    assert settings.send_rate == 28
+    assert settings.send_rate == 30
     assert settings.log_level == "INFO"
     assert settings.log_format == "text"
     assert settings.secrets() == []

@@ -52,3 +52,11 @@ async def test_however_requests_travel_no_second_at_the_other_end_holds_more_tha
     await asyncio.gather(*requests)
     busiest = max(sum(at <= t < at + 1.0 for t in arrivals) for at in arrivals)
     assert busiest <= rate
+
+
+async def test_a_new_sender_counts_the_last_second_as_its_predecessors() -> None:
+    pace = PacedWindow(30)
+    took_over = time.monotonic()
+    pace.fill()  # another process may have sent 30 in the second before this one
+    await pace.acquire()
+    assert time.monotonic() - took_over >= 1.0 * 0.95
