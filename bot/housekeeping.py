@@ -46,6 +46,8 @@ class Housekeeping:
             # An export is kept for a day, not for the retention: its URL stops then.
             "expired exports": lambda tx: tx.exports.forget_expired(self._clock(), BATCH),
             "follow-ups done": lambda tx: tx.follow_ups.forget_done(before, BATCH),
+            # A sender's budget that is whole again is as good as none.
+            "senders' budgets": lambda tx: tx.limits.forget_idle(self._clock(), BATCH),
         }
         total = 0
         for name, forget in kinds.items():

@@ -1,36 +1,38 @@
 """How often one sender may be answered, or may make paybot ask Cimplify.
 
 These guard against a chat that floods paybot (a stranger writing again and
-again, a merchant's script gone wrong); they decide nothing about money. They
-are kept in this process: with several processes, each grants its own share.
+again, a merchant's script gone wrong); they decide nothing about money. The
+uses are counted in the store, so that several processes grant one budget
+between them, not one each.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-KEYS_REMEMBERED = 10_000  # past this, the key not seen for longest is forgotten
+from bot.ports import Store
 
 
-class PerKeyLimit:
-    """At most `count` uses by one key within any `period`."""
+class SharedLimit:
+    """At most `count` uses by one key at once, then one each `period / count`: about
+    `count` a `period`, a burst of `count` allowed (GCRA, kept in the store)."""
 
-    def __init__(self, count: int, period: timedelta, clock: Callable[[], datetime]) -> None:
-        self._count, self._period, self._clock = count, period, clock
-        self._uses: OrderedDict[Hashable, deque[datetime]] = OrderedDict()
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        count: int,
+        period: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store, self._name, self._count, self._clock = store, name, count, clock
+        self._every = period / count
 
-    def allow(self, key: Hashable) -> bool:
-        """Count a use now and say whether it is within the limit (a refused one is not counted)."""
-        now = self._clock()
-        uses = self._uses.pop(key, None) or deque()
-        while uses and now - uses[0] >= self._period:
-            uses.popleft()
-        allowed = len(uses) < self._count
-        if allowed:
-            uses.append(now)
-        self._uses[key] = uses  # now the most recently seen
-        if len(self._uses) > KEYS_REMEMBERED:
-            self._uses.popitem(last=False)
-        return allowed
+    async def allow(self, key: object) -> bool:
+        """Count a use now and say whether it is within the limit (a refused one is not
+        counted). Raises StoreError when the store cannot say."""
+        async with self._store.transaction() as tx:
+            return await tx.limits.take(
+                f"{self._name}:{key}", self._clock(), self._every, self._count
+            )

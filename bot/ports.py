@@ -295,6 +295,21 @@ class Roles(Protocol):
         """Give up `holder`'s claim on the role; another holder's is left alone."""
 
 
+class Limits(Protocol):
+    """How often one sender may be answered, or may make paybot ask Cimplify, counted in
+    the store so that every process counts the same uses (bot/limits.py)."""
+
+    async def take(self, key: str, now: datetime, every: timedelta, burst: int) -> bool:
+        """One use by `key` at `now` if its budget allows it: `burst` uses at once, then
+        one each `every`. False, and nothing counted, when it does not.
+
+        Atomic: of racing callers, in one process or several, only as many as the
+        budget allows are told True."""
+
+    async def forget_idle(self, now: datetime, limit: int) -> int:
+        """Delete at most `limit` keys whose budget is whole again by `now`; how many."""
+
+
 class Reports(Protocol):
     """What merchants ask of their links as a whole: the day's counts, the export.
 
@@ -402,6 +417,9 @@ class Tx(Protocol):
 
     @property
     def roles(self) -> Roles: ...
+
+    @property
+    def limits(self) -> Limits: ...
 
     @property
     def reports(self) -> Reports: ...

@@ -2,7 +2,8 @@
 
 - `sender`: sends the outbox under PAYBOT_SEND_RATE, so the overall rate holds for
   all processes together (the per-chat pace is a pause kept in the store already);
-- `poller`: asks Cimplify about links under PAYBOT_POLL_RATE, likewise;
+- `poller`: asks Cimplify about links as they fall due, under PAYBOT_POLL_RATE (whose
+  turns are kept in the store, since any process's /status spends them too);
 - `telegram-polling`: calls getUpdates, since Telegram answers a second caller 409.
 
 One elected process a role, rather than a budget shared through the store, because

@@ -27,7 +27,7 @@ from bot.errors import (
 from bot.follow_ups import FollowUps
 from bot.i18n import ENGLISH_VOICES, LANGUAGES, Voice, Voices, Words
 from bot.invoices import Invoices
-from bot.limits import PerKeyLimit
+from bot.limits import SharedLimit
 from bot.models import (
     ChatRef,
     DeliveryStatus,
@@ -108,8 +108,8 @@ class Conversation:
         self._voices = voices or ENGLISH_VOICES
         # A stranger who keeps writing gets one answer a minute; a merchant's commands
         # that reach Cimplify are limited, so no chat can drive Cimplify's API hard.
-        self._stranger_answers = PerKeyLimit(1, MINUTE, clock)
-        self._cimplify_asks = PerKeyLimit(CIMPLIFY_ASKS, MINUTE, clock)
+        self._stranger_answers = SharedLimit(store, "answers", 1, MINUTE, clock)
+        self._cimplify_asks = SharedLimit(store, "asks", CIMPLIFY_ASKS, MINUTE, clock)
 
     async def handle(self, command: Command) -> None:
         """Answer one command. Never raises for anything a sender can type."""
@@ -150,11 +150,11 @@ class Conversation:
         stranger = not command.is_merchant and not _opens_a_share_link(command)
         if stranger and await self._is_customer(command.chat):
             stranger = False  # a customer of a link asks after their payment: answered
-        if stranger and not self._stranger_answers.allow(command.chat):
+        if stranger and not await self._stranger_answers.allow(command.chat):
             log.info("/%s from %s: answered this minute already", command.name, command.chat)
             return False
         asks = command.is_merchant and command.name in ASKS_CIMPLIFY
-        if asks and not self._cimplify_asks.allow(command.sender):
+        if asks and not await self._cimplify_asks.allow(command.sender):
             await self.say(command.chat, lambda voice: render.too_many_asks(CIMPLIFY_ASKS, voice))
             return False
         return True
@@ -194,7 +194,7 @@ class Conversation:
             )
         if link is None or not subscribed:
             return render.not_this_chats_link(voice)
-        if not self._cimplify_asks.allow(chat):
+        if not await self._cimplify_asks.allow(chat):
             return render.too_many_asks(CIMPLIFY_ASKS, voice)
         try:
             current = await self._current(link)
@@ -214,7 +214,7 @@ class Conversation:
             )
         if link is None or not held or not is_merchant:
             return render_follow_up.not_this_chats(voice)
-        if not self._cimplify_asks.allow(chat):
+        if not await self._cimplify_asks.allow(chat):
             return render.too_many_asks(CIMPLIFY_ASKS, voice)
         try:
             await self._invoices.renew(link.order_id, chat)

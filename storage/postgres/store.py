@@ -21,6 +21,7 @@ from storage.postgres.chats import PostgresContacts, PostgresSubscriptions
 from storage.postgres.driver_errors import translated_errors
 from storage.postgres.follow_ups import PostgresFollowUps
 from storage.postgres.inbox import PostgresInbox
+from storage.postgres.limits import PostgresLimits
 from storage.postgres.links import PostgresLinks, PostgresPollSchedule
 from storage.postgres.migrate import migrate
 from storage.postgres.outbox import PostgresOutbox
@@ -48,6 +49,7 @@ class PostgresTx:
         self._inbox = PostgresInbox(statements)
         self._contacts = PostgresContacts(statements)
         self._roles = PostgresRoles(statements)
+        self._limits = PostgresLimits(statements)
         self._reports = PostgresReports(statements)
         self._digests = PostgresDigests(statements)
         self._exports = PostgresExports(statements)
@@ -81,6 +83,10 @@ class PostgresTx:
     @property
     def roles(self) -> PostgresRoles:
         return self._roles
+
+    @property
+    def limits(self) -> PostgresLimits:
+        return self._limits
 
     @property
     def reports(self) -> PostgresReports:

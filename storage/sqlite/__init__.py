@@ -21,6 +21,7 @@ from bot.errors import ConfigError, StoreUnavailable
 from storage.sqlite.chat_settings import SqliteChatSettings
 from storage.sqlite.follow_ups import SqliteFollowUps
 from storage.sqlite.inbox import SqliteContacts, SqliteInbox
+from storage.sqlite.limits import SqliteLimits
 from storage.sqlite.links import SqliteLinks, SqlitePolls, SqliteSubscriptions
 from storage.sqlite.migrate import migrate, write_transaction
 from storage.sqlite.outbox import SqliteOutbox
@@ -139,6 +140,7 @@ class SqliteTx:
         self.inbox = SqliteInbox(db)
         self.contacts = SqliteContacts(db)
         self.roles = SqliteRoles(db)
+        self.limits = SqliteLimits(db)
         self.reports = SqliteReports(db)
         self.digests = SqliteDigests(db)
         self.exports = SqliteExports(db)
