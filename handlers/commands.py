@@ -154,7 +154,9 @@ class Conversation:
             log.info("/%s from %s: answered this minute already", command.name, command.chat)
             return False
         asks = command.is_merchant and command.name in ASKS_CIMPLIFY
-        if asks and not await self._cimplify_asks.allow(command.sender):
+        # Keyed as a private chat's buttons are (`telegram:7001`): one budget for both.
+        asker = issuer_id(command.chat.channel, command.sender)
+        if asks and not await self._cimplify_asks.allow(asker):
             await self.say(command.chat, lambda voice: render.too_many_asks(CIMPLIFY_ASKS, voice))
             return False
         return True

@@ -115,3 +115,16 @@ async def test_status_spends_the_pollers_budget(tmp_path: Path, database: str) -
 
 async def _answers(world: World) -> list[float]:
     return [m.at for m in world.fake.messages(MERCHANT) if "Order 1001 (" in (m.text or "")]
+
+
+async def test_a_merchants_commands_and_buttons_share_one_budget_of_asks(world: World) -> None:
+    for _ in range(CIMPLIFY_ASKS):
+        world.say("/invoice 1001")
+    await world.fake.wait_for(lambda: len(world.photos()) == CIMPLIFY_ASKS, timeout=15)
+    message = world.photos()[0]
+    link = await world.link_for("1001")
+    world.fake.press_button(f"refresh:{link.id}", message_id=message.message_id)
+    answer = await world.fake.wait_for(
+        lambda: next((c for c in world.fake.calls if c.method == "answerCallbackQuery"), None)
+    )
+    assert "requests to Cimplify in a minute" in answer.params["text"]
