@@ -125,3 +125,20 @@ async def test_an_unforeseen_error_is_tried_a_few_times_then_given_up_and_told(
             "not-a-chat",
         )
         assert [row["attempts"] for row in tried] == [UNEXPECTED_TRIES]
+        # The chat's next message is not held behind the one given up: it is tried too.
+        posted = await world.post_event(event("payment.succeeded", token=link.token))
+        assert posted.status_code == 200
+        await world.wait_message("Confirmed")
+
+        async def next_one_tried() -> bool:
+            clock.ahead += timedelta(seconds=10)
+            world.paybot.outbox.wake()
+            found = await rows(
+                world.settings.database,
+                "SELECT attempts FROM outbox WHERE chat_id = ? AND text LIKE ?",
+                "not-a-chat",
+                "%Confirmed%",
+            )
+            return bool(found) and found[0]["attempts"] >= 1
+
+        await wait_until(next_one_tried, bool, timeout=20)
