@@ -138,13 +138,6 @@ class Outbox:
         for wake in self._wakes:
             wake.set()
 
-    def take_over(self) -> None:
-        """This process has become the sender: the one before it may have used the
-        last second's budget, so its first new message waits for that second to pass."""
-        self._sends.fill()
-        self._edits.fill()
-        self.wake()
-
     async def run(self) -> None:
         try:
             # A loop for each budget: one waiting for its turn must not hold up the
@@ -414,6 +407,14 @@ class Outbox:
         async with self._store.transaction() as tx:
             next_at = await tx.outbox.next_due_at()
         return next_at is not None and next_at <= by
+
+    async def last_second_over(self) -> None:
+        """On stop, before the sender's role is given up: until no message this process
+        sent still counts in a second at the other end, so that the process taking over,
+        whose window starts empty, cannot add its second's worth to this one's."""
+        wait = max(self._sends.busy_for(), self._edits.busy_for())
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def _finish_sending(self) -> None:
         """On shutdown, let messages already handed to a channel be recorded."""

@@ -83,14 +83,12 @@ class PacedWindow:
     def now(self) -> float:
         return self._clock()
 
-    def fill(self) -> None:
-        """Count the last second as full: a process that takes over sending from another
-        does not know what that one sent just before it stopped."""
+    def busy_for(self) -> float:
+        """Seconds until no request taken so far counts in the window any more (one
+        still awaiting its answer counts a whole second from now)."""
         now = self._clock()
-        for _ in range(self._most):
-            slot = Slot(self)
-            slot.ended = now
-            self._held.append(slot)
+        ends = [WINDOW if s.ended is None else s.ended + WINDOW - now for s in self._held]
+        return max([0.0, *ends])
 
     async def acquire(self) -> None:
         """A place for a request whose arrival is its start (it counts one second)."""

@@ -156,9 +156,11 @@ class Paybot:
             **digest,
         )
         # At stop, in this order: no more input (webhooks, getUpdates), then what is stored
-        # and due is handled, then due messages go out, then the roles are given up for
-        # another process to take at once, then the loops are cancelled.
+        # and due is handled, then due messages go out, then the second of the last ones
+        # passes (another sender starts with that second free), then the roles are given
+        # up for another process to take at once, then the loops are cancelled.
         self._stack.push_async_callback(self.roles.release)
+        self._stack.push_async_callback(self.outbox.last_second_over)
         self._stack.push_async_callback(self.outbox.flush)
         self._stack.push_async_callback(self.inbox.drain, HANDLING_GRACE)
         self._stack.push_async_callback(self._stop_taking_webhooks)
@@ -386,7 +388,7 @@ class Paybot:
         await self.roles.renew()  # alone, this process has them all from the start
 
     def _gained(self, role: str) -> None:
-        {SENDER: self.outbox.take_over, POLLER: self.tracker.wake}.get(role, lambda: None)()
+        {SENDER: self.outbox.wake, POLLER: self.tracker.wake}.get(role, lambda: None)()
 
     def _woken(self, topic: str) -> None:
         """Another process stored work: the part that acts on it looks now."""

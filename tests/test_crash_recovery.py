@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from tests.crash_stage import STOP_DEADLINE, CrashStage, crash_stage, until
 
 SEED = 20260423
@@ -93,6 +95,10 @@ async def kill_and_restart(stage: CrashStage, rng: random.Random) -> None:
         await stage.bot.start()
 
 
+# Six kills, each waiting out the dead process's lease (6 s) before its work moves on:
+# about 50 to 60 s on an idle two-core machine, over pytest's default 60 s when busy.
+# The test's own deadlines below bound each step.
+@pytest.mark.timeout(150)
 async def test_sigkill_at_random_points_loses_nothing_and_repeats_only_in_the_window(
     tmp_path: Path, database: str
 ) -> None:

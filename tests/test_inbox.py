@@ -226,10 +226,14 @@ async def test_a_lane_goes_one_entry_at_a_time_in_order_while_others_go_alongsid
         handling.release.set()
         await handling.wait(lambda h: len(h.finished) == 5)
 
+        async def unfinished() -> int:
+            async with store.transaction() as tx:
+                return await tx.inbox.unfinished_count()
+
+        await wait_until(unfinished, lambda n: n == 0)  # each recorded once handled
+
     assert [s for s in handling.started if s.startswith("a")] == ["a1", "a2", "a3"]
     assert handling.most_in_a_lane == 1
-    async with store.transaction() as tx:
-        assert await tx.inbox.unfinished_count() == 0
 
 
 async def test_a_handler_that_keeps_failing_is_set_aside_and_its_lane_moves_on(
@@ -273,6 +277,8 @@ async def test_a_handler_that_fails_once_is_retried_after_its_backoff(
         clock.advance(timedelta(seconds=2))
         inbox.wake()
         await handling.wait(lambda h: h.finished == ["flaky"])
+        # The handler is done; the worker then records it, before it is stopped here.
+        await wait_until(retried, lambda r: r["finished_at"] is not None)
 
     assert handling.started == ["flaky", "flaky"]
     done = await row(database, "flaky")
@@ -298,6 +304,12 @@ async def test_an_entry_held_by_a_holder_that_died_is_handled_when_its_lease_end
         clock.advance(lease.claim)
         inbox.wake()
         await handling.wait(lambda h: h.finished == ["other", "orphan"])
+
+        async def orphan_row() -> dict[str, Any]:
+            return await row(database, "orphan")
+
+        # The handler is done; the worker then records it, before it is stopped here.
+        await wait_until(orphan_row, lambda r: r["finished_at"] is not None)
 
     orphan = await row(database, "orphan")
     assert orphan["attempts"] == 2 and orphan["finished_at"] is not None

@@ -54,9 +54,14 @@ async def test_however_requests_travel_no_second_at_the_other_end_holds_more_tha
     assert busiest <= rate
 
 
-async def test_a_new_sender_counts_the_last_second_as_its_predecessors() -> None:
+async def test_the_window_says_how_long_until_its_last_request_leaves_it() -> None:
     pace = PacedWindow(30)
-    took_over = time.monotonic()
-    pace.fill()  # another process may have sent 30 in the second before this one
-    await pace.acquire()
-    assert time.monotonic() - took_over >= 1.0 * 0.95
+    assert pace.busy_for() == 0.0  # nothing sent: another sender may start at once
+    slot = await pace.hold()
+    assert pace.busy_for() == 1.0  # still awaiting its answer: a whole second from now
+    slot.release()
+    answered = time.monotonic()
+    await asyncio.sleep(0.2)
+    left = pace.busy_for()
+    since = time.monotonic() - answered
+    assert 1.0 - since - 0.01 <= left <= 1.0 - since + 0.01 < 1.0  # a second from its answer
