@@ -90,10 +90,6 @@ class PacedWindow:
         ends = [WINDOW if s.ended is None else s.ended + WINDOW - now for s in self._held]
         return max([0.0, *ends])
 
-    async def acquire(self) -> None:
-        """A place for a request whose arrival is its start (it counts one second)."""
-        (await self.hold()).release()
-
     async def hold(self) -> Slot:
         """A place for a request, held until the `Slot` is released (then one second
         more). Every slot must be released, or it holds its place for ever."""

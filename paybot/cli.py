@@ -34,7 +34,7 @@ NOBODY_CAN_REACH = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    if (sys.argv[1:] if argv is None else argv)[:1] in (["run"], ["demo"]):
+    if (sys.argv[1:] if argv is None else argv)[:1] in (["run"], ["demo"], ["sandbox"]):
         SIGNALS.install()  # before anything loads or starts: a signal then stops the start
     from bot.config import Settings
     from bot.errors import ConfigError
@@ -139,17 +139,6 @@ def _sandbox_keys(args: argparse.Namespace) -> dict[str, str]:
     return {name: value for name, value in given.items() if value is not None}
 
 
-async def _until_signalled() -> None:
-    import asyncio
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
 async def _run(settings: Settings) -> int:
     import asyncio
     import contextlib
@@ -216,7 +205,7 @@ async def _sandbox(settings: Settings, port: int) -> int:
             fixed_keys=key is not None and webhook_secret is not None,
         )
     )
-    signalled = asyncio.create_task(_until_signalled())
+    signalled = asyncio.create_task(SIGNALS.wait())
     await asyncio.wait({serving, signalled}, return_when=asyncio.FIRST_COMPLETED)
     signalled.cancel()
     serving.cancel()
