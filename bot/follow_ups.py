@@ -101,8 +101,10 @@ class FollowUps:
     async def run(self) -> None:
         while True:
             try:
-                if not await self.handle_due():
-                    await self._idle()
+                self._wake.clear()  # before looking, so that a wake while we look is not missed
+                handled, next_at = await self._handle_due()
+                if not handled:
+                    await self._idle(next_at)
             except StoreUnavailable as error:  # the schedule waits in the store
                 log.error("follow-ups: the store failed (%s); trying again in a second", error)
                 await asyncio.sleep(1.0)
@@ -112,20 +114,24 @@ class FollowUps:
 
     async def handle_due(self) -> int:
         """Claim the due follow-ups and handle each; how many were claimed."""
+        return (await self._handle_due())[0]
+
+    async def _handle_due(self) -> tuple[int, datetime | None]:
+        """How many were claimed and handled; when none was due, also when the next one
+        is, read in the claim's transaction: an idle look costs one."""
         now = self._clock()
         async with self._store.transaction() as tx:
             due = await tx.follow_ups.claim_due(now, CLAIM_BATCH, self._holder, now + CLAIM_LEASE)
+            # Not after some were claimed: unfinished, they would count as due still.
+            next_at = None if due else await tx.follow_ups.next_due_at()
         for follow_up in due:
             await self._handle(follow_up)
         if due:
             self._on_queued()
-        return len(due)
+        return len(due), next_at
 
-    async def _idle(self) -> None:
-        async with self._store.transaction() as tx:
-            next_at = await tx.follow_ups.next_due_at()
+    async def _idle(self, next_at: datetime | None) -> None:
         wait = IDLE_MOST if next_at is None else (next_at - self._clock()).total_seconds()
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(IDLE_MOST, max(0.01, wait))):
                 await self._wake.wait()

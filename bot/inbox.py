@@ -203,24 +203,30 @@ class InboxWorker:
     async def _claim_loop(self) -> None:
         while True:
             self._wake.clear()  # before looking, so a wake while we look is not missed
+            free = self._slots - len(self._running)
             try:
-                claimed = await self._claim()
+                claimed, next_at = await self._claim(free)
             except StoreUnavailable as error:
                 log.error("inbox: the store failed (%s); trying again in a second", error)
                 await asyncio.sleep(1.0)
                 continue
             for item in claimed:
                 self._start(item)
-            if not claimed:
-                await self._idle()
+            if len(claimed) < free:  # all that was due is taken
+                await self._idle(next_at)
+            elif free <= 0:  # full: a finishing entry wakes us
+                await self._idle(None)
 
-    async def _claim(self) -> list[InboxItem]:
-        free = self._slots - len(self._running)
+    async def _claim(self, free: int) -> tuple[list[InboxItem], datetime | None]:
+        """Claim what is due, up to `free`; when that was all of it, also when the next
+        entry is due, read in the same transaction: an idle look costs one."""
         if free <= 0:
-            return []
+            return [], None
         now = self._clock()
         async with self._store.transaction() as tx:
-            return await tx.inbox.claim(now, free, self._holder, now + self._leases.claim)
+            claimed = await tx.inbox.claim(now, free, self._holder, now + self._leases.claim)
+            next_at = await tx.inbox.next_due_at() if len(claimed) < free else None
+        return claimed, next_at
 
     def _start(self, item: InboxItem) -> None:
         task = asyncio.create_task(self._handle(item))
@@ -231,15 +237,10 @@ class InboxWorker:
         self._running.pop(task, None)
         self.wake()  # a slot is free, and the lane's next entry may be due
 
-    async def _idle(self) -> None:
+    async def _idle(self, next_at: datetime | None) -> None:
         wait = IDLE_WAIT
-        with contextlib.suppress(StoreError):
-            async with self._store.transaction() as tx:
-                next_at = await tx.inbox.next_due_at()
-            if next_at is not None:
-                wait = min(wait, (next_at - self._clock()).total_seconds())
-        if self._slots - len(self._running) <= 0:
-            wait = IDLE_WAIT  # full: a finishing entry wakes us
+        if next_at is not None:
+            wait = min(wait, (next_at - self._clock()).total_seconds())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.01, wait)):
                 await self._wake.wait()

@@ -157,9 +157,9 @@ class Outbox:
             try:
                 wake.clear()  # before looking, so that a wake while we look is not missed
                 checked = self._clock()
-                started = await self._dispatch_due(kinds, budget, checked)
-                if not started:
-                    await self._idle(wake, checked)
+                all_taken, next_at = await self._dispatch_due(kinds, budget, checked)
+                if all_taken:
+                    await self._idle(wake, checked, next_at)
             except StoreUnavailable as error:  # the messages wait in the store
                 log.error("outbox: the store failed (%s); trying again in a second", error)
                 await asyncio.sleep(1.0)
@@ -169,19 +169,24 @@ class Outbox:
 
     async def _dispatch_due(
         self, kinds: frozenset[MessageKind], budget: PacedWindow, now: datetime
-    ) -> int:
+    ) -> tuple[bool, datetime | None]:
+        """Claim and start what is due. Whether that was all that is due, and then when
+        the next message is, read in the same transaction: an idle look costs one."""
         if not self.may_send():
-            return 0
+            return True, None  # only gaining the sender's role (a wake) changes anything
         until = now + self._leases.claim
+        # What to send is read with the claim, in its transaction (one for the lot, not
+        # one a message), and the budget taken last, right before each request leaves:
+        # work between the two would bunch requests together, and a strict one-second
+        # window (Telegram's) would see more than the rate.
         async with self._store.transaction() as tx:
             due = await tx.outbox.claim_due(now, self._claim_size, self._holder, until, kinds)
-        for queued in due:
-            if queued.id in self._in_hand:
-                continue  # its claim lapsed while its send was being recorded: still ours
-            # What to send is read first, and the budget taken last, right before the
-            # request leaves: work between the two would bunch requests together, and a
-            # strict one-second window (Telegram's) would see more than the rate.
-            delivery = await self._delivery(queued)
+            # One whose claim lapsed while its send was being recorded is still ours.
+            fresh = [queued for queued in due if queued.id not in self._in_hand]
+            deliveries = [await self._delivery(tx, queued) for queued in fresh]
+            all_taken = len(due) < self._claim_size
+            next_at = await tx.outbox.next_due_at() if all_taken else None
+        for queued, delivery in zip(fresh, deliveries, strict=True):
             slot = None
             if delivery is not None and queued.message.chat.channel in self._messengers:
                 slot = await budget.hold()
@@ -189,7 +194,7 @@ class Outbox:
             task = asyncio.create_task(self._send(queued, delivery, slot))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
-        return len(due)
+        return all_taken, next_at
 
     async def _heartbeat(self) -> None:
         """Keep this sender's claims alive while it lives; a dead sender's lapse."""
@@ -201,11 +206,7 @@ class Outbox:
                 async with self._store.transaction(urgent=True) as tx:
                     await tx.outbox.prolong_claims(self._holder, self._clock() + self._leases.claim)
 
-    async def _idle(self, wake: asyncio.Event, checked: datetime) -> None:
-        next_at = None
-        if self.may_send():  # else only gaining the sender's role (a wake) changes anything
-            async with self._store.transaction() as tx:
-                next_at = await tx.outbox.next_due_at()
+    async def _idle(self, wake: asyncio.Event, checked: datetime, next_at: datetime | None) -> None:
         waits = [IDLE_WAIT]
         if next_at is not None and next_at > checked:
             waits.append((next_at - self._clock()).total_seconds())
@@ -276,18 +277,16 @@ class Outbox:
         if queued.message.kind is MessageKind.INVOICE:
             self._telemetry.meter.invoice(channel)
 
-    async def _delivery(self, queued: QueuedMessage) -> Delivery | None:
+    async def _delivery(self, tx: Tx, queued: QueuedMessage) -> Delivery | None:
         message = queued.message
         if message.attachment is not None:
-            async with self._store.transaction() as tx:
-                export = await tx.exports.get(message.attachment, self._clock())
+            export = await tx.exports.get(message.attachment, self._clock())
             return Delivery(message, None, None, attachment=export)
         if message.link_id is None:
             return Delivery(message, None, None)
-        async with self._store.transaction() as tx:
-            link = await tx.links.get(message.link_id)
-            subs = await tx.subscriptions.for_link(message.link_id)
-            voice = await self._voices.of(tx, message.chat)
+        link = await tx.links.get(message.link_id)
+        subs = await tx.subscriptions.for_link(message.link_id)
+        voice = await self._voices.of(tx, message.chat)
         mine = next((s for s in subs if s.chat == message.chat), None)
         message_id = mine.message_id if mine else None
         if message.kind is MessageKind.CAPTION and message_id is None:
