@@ -102,9 +102,10 @@ class FollowUps:
         while True:
             try:
                 self._wake.clear()  # before looking, so that a wake while we look is not missed
+                looked_at = self._clock()
                 handled, next_at = await self._handle_due()
                 if not handled:
-                    await self._idle(next_at)
+                    await self._idle(next_at, looked_at)
             except StoreUnavailable as error:  # the schedule waits in the store
                 log.error("follow-ups: the store failed (%s); trying again in a second", error)
                 await asyncio.sleep(1.0)
@@ -130,8 +131,13 @@ class FollowUps:
             self._on_queued()
         return len(due), next_at
 
-    async def _idle(self, next_at: datetime | None) -> None:
-        wait = IDLE_MOST if next_at is None else (next_at - self._clock()).total_seconds()
+    async def _idle(self, next_at: datetime | None, looked_at: datetime) -> None:
+        wait = IDLE_MOST
+        # Due by the look yet not claimed: another worker holds it, or held it and died,
+        # and its lease (CLAIM_LEASE) has to lapse. Looking nonstop until then would
+        # be a transaction every few milliseconds; a look now and then is enough.
+        if next_at is not None and next_at > looked_at:
+            wait = (next_at - self._clock()).total_seconds()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(IDLE_MOST, max(0.01, wait))):
                 await self._wake.wait()

@@ -1,0 +1,68 @@
+"""The follow-ups worker and a follow-up that another worker holds under its lease."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
+
+from bot.follow_ups import CLAIM_LEASE, FollowUpPolicy, FollowUps
+from bot.i18n import Voice, Voices
+from bot.models import FollowUpKind
+from bot.ports import Tx
+from storage.sqlite import SqliteStore
+from tests.clocks import MovableClock
+from tests.factories import make_link
+from tests.harness import wait_until
+
+WATCHED = 0.5  # seconds the worker is watched while the other holds the follow-up
+
+
+class Counted:
+    """A real SQLite store that counts the transactions begun on it."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self.begun = 0
+
+    def transaction(self, urgent: bool = False) -> AbstractAsyncContextManager[Tx]:
+        self.begun += 1
+        return self.store.transaction(urgent)
+
+
+async def test_a_follow_up_another_worker_holds_is_looked_at_now_and_then_then_taken(
+    store: SqliteStore,
+) -> None:
+    clock = MovableClock()
+    link = make_link(created=clock(), expires_in=timedelta(days=1))
+    async with store.transaction() as tx:
+        await tx.links.insert(link)
+        await tx.follow_ups.schedule(link.id, FollowUpKind.REMINDER, "1h", clock())
+        held = await tx.follow_ups.claim_due(clock(), 10, "other", clock() + CLAIM_LEASE)
+    assert len(held) == 1  # due, and held by a worker in another process
+    counted = Counted(store)
+    voices = Voices(Voice("en", "UTC"))
+    worker = FollowUps(counted, clock, voices, FollowUpPolicy(), lambda: None)  # type: ignore[arg-type]
+
+    async def begun() -> int:
+        return counted.begun
+
+    running = asyncio.create_task(worker.run())
+    try:
+        await wait_until(begun, lambda n: n >= 1)
+        # Watched for a while: a worker that took "due and not mine" for "due now"
+        # would look about every 10 ms until the lease lapses (30 s from now).
+        await asyncio.sleep(WATCHED)
+        assert counted.begun == 1
+
+        clock.ahead += CLAIM_LEASE  # the other worker died: its lease lapses
+        worker.wake()
+
+        async def pending() -> int:
+            async with store.transaction() as tx:
+                return len(await tx.follow_ups.pending_for(link.id))
+
+        await wait_until(pending, lambda n: n == 0)  # taken over and done
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
