@@ -120,6 +120,7 @@ class Tracker:
         try:
             while True:
                 try:
+                    self._wake.clear()  # before looking, so that a wake while we look counts
                     due, turn = await self._claim_due() if self.may_poll() else ([], utcnow())
                     for link in due:
                         await _until(turn)
@@ -168,10 +169,14 @@ class Tracker:
         return asking, turn
 
     async def _idle(self) -> None:
-        async with self._store.transaction() as tx:
-            next_at = await tx.polls.next_due_at()
-        wait = 5.0 if next_at is None else (next_at - self._clock()).total_seconds()
-        self._wake.clear()
+        wait = 5.0
+        # Not the poller: the links due are the poller's, and looking at them would be
+        # a transaction every 10 ms while any is overdue; gaining the role wakes us.
+        if self.may_poll():
+            async with self._store.transaction() as tx:
+                next_at = await tx.polls.next_due_at()
+            if next_at is not None:
+                wait = (next_at - self._clock()).total_seconds()
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
         # cancellation that lands as the event fires, and shutdown would never end.
         with contextlib.suppress(TimeoutError):

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 
 from bot.follow_ups import CLAIM_LEASE, FollowUpPolicy, FollowUps
 from bot.i18n import Voice, Voices
 from bot.models import FollowUpKind
-from bot.ports import Tx
 from storage.sqlite import SqliteStore
 from tests.clocks import MovableClock
+from tests.counted_store import Counted
 from tests.factories import make_link
 from tests.harness import wait_until
 
 WATCHED = 0.5  # seconds the worker is watched while the other holds the follow-up
-
-
-class Counted:
-    """A real SQLite store that counts the transactions begun on it."""
-
-    def __init__(self, store: SqliteStore) -> None:
-        self.store = store
-        self.begun = 0
-
-    def transaction(self, urgent: bool = False) -> AbstractAsyncContextManager[Tx]:
-        self.begun += 1
-        return self.store.transaction(urgent)
 
 
 async def test_a_follow_up_another_worker_holds_is_looked_at_now_and_then_then_taken(
@@ -44,12 +31,9 @@ async def test_a_follow_up_another_worker_holds_is_looked_at_now_and_then_then_t
     voices = Voices(Voice("en", "UTC"))
     worker = FollowUps(counted, clock, voices, FollowUpPolicy(), lambda: None)  # type: ignore[arg-type]
 
-    async def begun() -> int:
-        return counted.begun
-
     running = asyncio.create_task(worker.run())
     try:
-        await wait_until(begun, lambda n: n >= 1)
+        await wait_until(counted.begun_so_far, lambda n: n >= 1)
         # Watched for a while: a worker that took "due and not mine" for "due now"
         # would look about every 10 ms until the lease lapses (30 s from now).
         await asyncio.sleep(WATCHED)

@@ -15,8 +15,11 @@ from bot.models import Status, can_move
 from bot.payments import Payments
 from bot.tracking import FAIR_EVERY, PollPolicy, Tracker
 from storage.sqlite import SqliteStore
+from tests.counted_store import Counted
 from tests.factories import NOW, make_link
+from tests.harness import wait_until
 
+NOT_POLLER_WATCHED = 0.5  # seconds a process without the poller's role is watched
 POLICY = PollPolicy(jitter=0.0)
 
 
@@ -182,3 +185,43 @@ async def test_status_polls_in_two_processes_share_one_budget(store: SqliteStore
     assert len(asked_at) == polls
     took = max(asked_at) - min(asked_at)
     assert took >= (polls - 1) / rate * 0.95  # one budget: each process alone took half
+
+
+async def test_a_process_that_is_not_the_poller_leaves_the_schedule_alone_until_it_is(
+    store: SqliteStore,
+) -> None:
+    # An overdue link is the poller's to ask about. Another process that looked at the
+    # schedule each time it idled would find it due at once, and look every 10 ms.
+    link = make_link("link-overdue-0001", order_id="4001")
+    async with store.transaction() as tx:
+        await tx.links.insert(link)
+        await tx.polls.schedule(link.id, NOW - timedelta(seconds=1))
+    asked: list[str] = []
+
+    def cimplify(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path.split("/")[-2])
+        body = {"status": "pending", "updated_at": "2026-11-23T10:00:00Z", "reference": None}
+        return httpx.Response(200, content=json.dumps(body))
+
+    counted = Counted(store)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(cimplify)) as http:
+        client = CimplifyClient("https://cimplify.test", "sk_test_policy", http=http)
+        payments = Payments(store, lambda: NOW, on_queued=lambda: None)
+        tracker = Tracker(counted, client, payments, lambda: NOW)  # type: ignore[arg-type]
+        poller = False
+        tracker.may_poll = lambda: poller
+        running = asyncio.create_task(tracker.run())
+        try:
+            await asyncio.sleep(NOT_POLLER_WATCHED)  # the span watched, not a condition
+            assert (counted.begun, asked) == (0, [])
+
+            poller = True  # the role is gained, and its holder wakes the tracker
+            tracker.wake()
+
+            async def asked_so_far() -> list[str]:
+                return asked
+
+            await wait_until(asked_so_far, lambda tokens: tokens == [link.token])
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
