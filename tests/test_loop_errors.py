@@ -22,22 +22,22 @@ from bot.models import utcnow
 from bot.ports import Tx
 from paybot.app import start_loops
 from storage.sqlite import SqliteStore
+from tests.counted_store import Counted
 from tests.harness import wait_until
 
 
-class Faulty:
-    """A real SQLite store whose next transactions fail with the errors in `faults`."""
+class Faulty(Counted):
+    """A real SQLite store whose next transactions fail with the errors in `faults`;
+    `begun` counts those begun after the faults ran out."""
 
     def __init__(self, store: SqliteStore) -> None:
-        self.store = store
+        super().__init__(store)
         self.faults: list[Exception] = []
-        self.served = 0  # transactions begun after the faults ran out
 
     def transaction(self, urgent: bool = False) -> AbstractAsyncContextManager[Tx]:
         if self.faults:
             raise self.faults.pop(0)
-        self.served += 1
-        return self.store.transaction(urgent)
+        return super().transaction(urgent)
 
 
 @pytest.fixture
@@ -57,13 +57,10 @@ async def test_a_store_outage_is_waited_out_and_a_bug_is_logged_as_one(
     voices = Voices(Voice("en", "UTC"))
     worker = FollowUps(faulty, utcnow, voices, FollowUpPolicy(), lambda: None)  # type: ignore[arg-type]
 
-    async def served() -> int:
-        return faulty.served
-
     with caplog.at_level(logging.ERROR, logger="bot.follow_ups"):
         loop = asyncio.create_task(worker.run())
         try:
-            await wait_until(served, lambda n: n >= 1)  # past both faults, working again
+            await wait_until(faulty.begun_so_far, lambda n: n >= 1)  # past both faults: working
         finally:
             loop.cancel()
             await asyncio.gather(loop, return_exceptions=True)
