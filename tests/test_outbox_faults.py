@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.inbox import Leases
 from bot.models import ChatRef, Role, Subscription
 from bot.outbox import UNEXPECTED_TRIES
 from tests.clocks import MovableClock
@@ -100,7 +101,11 @@ async def test_an_unforeseen_error_is_tried_a_few_times_then_given_up_and_told(
     tmp_path: Path, database: str
 ) -> None:
     clock = MovableClock()
-    async with running_world(tmp_path, quick_tuning(clock=clock), database=database) as world:
+    # The clock jumps 10 s a look: a lease of seconds would lapse at once, and the roles
+    # (the sender's among them) would be lost and won back every couple of seconds, each
+    # try waiting for that. No process dies here: a day's lease.
+    tuning = quick_tuning(clock=clock, leases=Leases(claim=timedelta(days=1)))
+    async with running_world(tmp_path, tuning, database=database) as world:
         world.say("/invoice 1001")
         await world.wait_message("Pay here")
         link = await world.link_for("1001")
