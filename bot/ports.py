@@ -455,6 +455,8 @@ class Store(Protocol):
         """True when the store answers a trivial query."""
 
     async def watch(self, wake: Callable[[str], None]) -> None:
-        """Until cancelled: call `wake(topic)` when any process has stored work of a topic,
-        `inbox`, `outbox` or `polls`, so the process that should act need not wait for
-        its next idle look. A store no other process shares may never call it."""
+        """Until cancelled: call `wake(topic)` when another process has stored work of a
+        topic, `inbox`, `outbox`, `polls` or `follow_ups`, so the process that should act
+        need not wait for its next idle look. Work this process stores is not told: what
+        stores it wakes the loop that acts on it. A store no other process shares may
+        never call it."""

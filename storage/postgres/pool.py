@@ -9,6 +9,7 @@ never appears in it, nor in any log line.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -44,8 +45,13 @@ def redacted(text: str, url: str) -> str:
     return text
 
 
-async def create_pool(url: str, connect_timeout: float) -> asyncpg.Pool:
-    """A pool of 1 to MAX_CONNECTIONS connections, one of them open already.
+async def create_pool(
+    url: str,
+    connect_timeout: float,
+    opened: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> asyncpg.Pool:
+    """A pool of 1 to MAX_CONNECTIONS connections, one of them open already;
+    `opened` is told of each connection the pool makes.
 
     Raises ConfigError when the URL or the server it names does not serve.
     """
@@ -58,6 +64,7 @@ async def create_pool(url: str, connect_timeout: float) -> asyncpg.Pool:
             command_timeout=STATEMENT_SECONDS,
             server_settings={"application_name": "paybot"},
             reset=_leave_session_as_it_is,
+            init=opened,
         )
     except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         # `from None`: the driver's exception may quote the URL, password and all.

@@ -116,10 +116,13 @@ class PostgresStore:
         self._url = url
         self._connect_timeout = connect_timeout
         self._pool: asyncpg.Pool | None = None
+        # The server processes of this pool's connections: a notice one of them sent is
+        # work this process stored itself, and woke its own loops for as it did.
+        self._backends: set[int] = set()
 
     async def open(self) -> None:
         """Connect and migrate. A URL or server that does not serve raises ConfigError."""
-        pool = await create_pool(self._url, self._connect_timeout)
+        pool = await create_pool(self._url, self._connect_timeout, self._opened)
         try:
             with translated_errors():
                 async with pool.acquire() as connection:
@@ -154,8 +157,24 @@ class PostgresStore:
                     statements.end()
                 await _commit(transaction, statements)
 
+    async def _opened(self, connection: asyncpg.Connection) -> None:
+        backend = connection.get_server_pid()
+        self._backends.add(backend)
+        connection.add_termination_listener(lambda _: self._backends.discard(backend))
+
     async def watch(self, wake: Callable[[str], None]) -> None:
-        await _listen(self._url, self._connect_timeout, wake)
+        """Wake for work another process stored (its transaction's notice, at commit).
+
+        Notices this process's own connections sent are left out: whatever stores
+        work here wakes the loop that acts on it directly, as it must on SQLite,
+        which has no notices, and a second wake would cost each loop one more look.
+        """
+
+        def from_elsewhere(backend: int, topic: str) -> None:
+            if backend not in self._backends:
+                wake(topic)
+
+        await _listen(self._url, self._connect_timeout, from_elsewhere)
 
     async def ping(self) -> bool:
         if self._pool is None:
@@ -168,7 +187,7 @@ class PostgresStore:
         return bool(answer == 1)
 
 
-async def _listen(url: str, connect_seconds: float, wake: Callable[[str], None]) -> None:
+async def _listen(url: str, connect_seconds: float, wake: Callable[[int, str], None]) -> None:
     """LISTEN on a connection of its own until cancelled; reconnect when it drops."""
     while True:
         try:
@@ -184,9 +203,9 @@ async def _listen(url: str, connect_seconds: float, wake: Callable[[str], None])
                 await connection.close()
 
 
-async def _until_closed(connection: asyncpg.Connection, wake: Callable[[str], None]) -> None:
-    def notified(_connection: object, _pid: int, _channel: str, topic: str) -> None:
-        wake(topic)
+async def _until_closed(connection: asyncpg.Connection, wake: Callable[[int, str], None]) -> None:
+    def notified(_connection: object, backend: int, _channel: str, topic: str) -> None:
+        wake(backend, topic)
 
     closed = asyncio.Event()
     connection.add_termination_listener(lambda _connection: closed.set())
