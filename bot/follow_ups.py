@@ -53,20 +53,25 @@ class FollowUpPolicy:
     reminder_template: bool = False
 
 
-async def schedule_for_new_link(tx: Tx, link: Link, policy: FollowUpPolicy) -> None:
+async def schedule_for_new_link(tx: Tx, link: Link, policy: FollowUpPolicy) -> datetime | None:
     """Within the transaction that stores a new link: its reminders, its expiry warning
-    and the offer at its expiry. A mark at or past the expiry is left out."""
+    and the offer at its expiry. A mark at or past the expiry is left out. When the
+    first of them is due, if any is."""
+    due_times: list[datetime] = []
     for after in policy.reminders:
         due = link.created_at + after
         if due < link.expires_at:
             mark = str(int(after.total_seconds()))
             await tx.follow_ups.schedule(link.id, FollowUpKind.REMINDER, mark, due)
-    if policy.expiry_warning is None:
-        return
-    warn_at = link.expires_at - policy.expiry_warning
-    if warn_at > link.created_at:
-        await tx.follow_ups.schedule(link.id, FollowUpKind.EXPIRY_WARNING, "before", warn_at)
-    await tx.follow_ups.schedule(link.id, FollowUpKind.EXPIRED_OFFER, "at", link.expires_at)
+            due_times.append(due)
+    if policy.expiry_warning is not None:
+        warn_at = link.expires_at - policy.expiry_warning
+        if warn_at > link.created_at:
+            await tx.follow_ups.schedule(link.id, FollowUpKind.EXPIRY_WARNING, "before", warn_at)
+            due_times.append(warn_at)
+        await tx.follow_ups.schedule(link.id, FollowUpKind.EXPIRED_OFFER, "at", link.expires_at)
+        due_times.append(link.expires_at)
+    return min(due_times, default=None)
 
 
 async def schedule_after_failure(tx: Tx, link: Link, now: datetime, after: timedelta) -> None:
@@ -94,9 +99,18 @@ class FollowUps:
         self._on_queued = on_queued
         self._holder = holder
         self._wake = asyncio.Event()
+        self._looks_at: datetime | None = None  # the idle loop's next look; None while busy
 
-    def wake(self) -> None:
-        self._wake.set()
+    @property
+    def looks_at(self) -> datetime | None:
+        """When the idle loop looks next, by its clock; None while it is at work."""
+        return self._looks_at
+
+    def wake(self, due: datetime | None = None) -> None:
+        """Look now; given when the new work is due, only if before the next look anyway
+        (a new link's first reminder is an hour away: looking at once would find nothing)."""
+        if due is None or self._looks_at is None or due < self._looks_at:
+            self._wake.set()
 
     async def run(self) -> None:
         while True:
@@ -138,9 +152,14 @@ class FollowUps:
         # be a transaction every few milliseconds; a look now and then is enough.
         if next_at is not None and next_at > looked_at:
             wait = (next_at - self._clock()).total_seconds()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(IDLE_MOST, max(0.01, wait))):
-                await self._wake.wait()
+        seconds = min(IDLE_MOST, max(0.01, wait))
+        self._looks_at = self._clock() + timedelta(seconds=seconds)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self._wake.wait()
+        finally:
+            self._looks_at = None
 
     async def _handle(self, follow_up: FollowUp) -> None:
         now = self._clock()

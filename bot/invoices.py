@@ -96,6 +96,8 @@ def qr_text(url: str) -> str:
     return out.getvalue()
 
 
+# Told of a new link once stored: when its first poll and first follow-up are due.
+Scheduled = Callable[[datetime, datetime | None], None]
 CLAIM_WAIT_FIRST, CLAIM_WAIT_MOST = 0.05, 1.0  # seconds between looks while another holds it
 
 # A Telegram deep-link parameter: up to 64 of A-Z a-z 0-9 _ - (Bot API, /start).
@@ -119,6 +121,7 @@ class Invoices:
         lease: timedelta = timedelta(seconds=6),
         follow_ups: FollowUpPolicy | None = None,
         voices: Voices | None = None,
+        on_scheduled: Scheduled = lambda _poll_at, _follow_up_at: None,
     ) -> None:
         self._store = store
         self._voices = voices or ENGLISH_VOICES
@@ -129,6 +132,7 @@ class Invoices:
         self._holder = holder
         self._lease = lease  # of a claim on an order, renewed while its link is created
         self._follow_ups = follow_ups or FollowUpPolicy()
+        self._on_scheduled = on_scheduled  # a new link: its first poll and follow-up
 
     async def issue(
         self,
@@ -239,6 +243,7 @@ class Invoices:
     async def _create(self, order_id: str, audience: _Audience, claimant: str) -> None:
         created = await self._client.create_link(order_id)
         order = await self._client.order(created.token)
+        scheduled: tuple[datetime, datetime | None] | None = None
         async with self._store.transaction() as tx:
             await tx.links.release_order(order_id, claimant)
             if order.status is Status.PAID:
@@ -249,11 +254,14 @@ class Invoices:
             if link is None:
                 link = self._new_link(created, order, audience.issuer)
                 await tx.links.insert(link)
-                await tx.polls.schedule(link.id, self._policy.next_poll(link, self._clock()))
-                await schedule_for_new_link(tx, link, self._follow_ups)
+                poll_at = self._policy.next_poll(link, self._clock())
+                await tx.polls.schedule(link.id, poll_at)
+                scheduled = poll_at, await schedule_for_new_link(tx, link, self._follow_ups)
             elif await self._refused(tx, link, audience):
                 return
             await self._send_invoices(tx, link, audience)
+        if scheduled is not None:
+            self._on_scheduled(*scheduled)
 
     async def _answer_from_store(self, tx: Tx, link: Link, audience: _Audience) -> bool:
         """Answer from a link paybot already has, if it settles the question."""

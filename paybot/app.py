@@ -204,11 +204,12 @@ class Paybot:
             self.client,
             clock,
             policy,
-            self._queued_and_tracked,
+            self._queued,
             self.holder,
             self.tuning.leases.claim,
             follow_up_policy,
             voices,
+            self._scheduled,
         )
         reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
         self.cancelling = Cancelling(self.store, self.client, clock, self._queued, voices)
@@ -405,7 +406,9 @@ class Paybot:
     def _stored(self) -> None:
         self.inbox.wake()
 
-    def _queued_and_tracked(self) -> None:
-        self.outbox.wake()
-        self.tracker.wake()
-        self.follow_ups.wake()
+    def _scheduled(self, poll_at: datetime, follow_up_at: datetime | None) -> None:
+        """A new link: the poller and the follow-ups look at once only for work due
+        before their next look (a first poll is seconds away, a reminder an hour)."""
+        self.tracker.wake(poll_at)
+        if follow_up_at is not None:
+            self.follow_ups.wake(follow_up_at)

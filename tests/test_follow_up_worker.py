@@ -50,3 +50,30 @@ async def test_a_follow_up_another_worker_holds_is_looked_at_now_and_then_then_t
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_wake_for_work_due_after_the_next_look_is_left_for_that_look(
+    store: SqliteStore,
+) -> None:
+    # A new link's first reminder is an hour away: looking at once would find nothing.
+    clock = MovableClock()
+    counted = Counted(store)
+    voices = Voices(Voice("en", "UTC"))
+    worker = FollowUps(counted, clock, voices, FollowUpPolicy(), lambda: None)  # type: ignore[arg-type]
+
+    async def next_look() -> object:
+        return worker.looks_at
+
+    running = asyncio.create_task(worker.run())
+    try:
+        await wait_until(next_look, lambda at: at is not None)  # looked, found nothing, idle
+        assert counted.begun == 1
+        worker.wake(clock() + timedelta(hours=1))
+        await asyncio.sleep(WATCHED)  # the span watched, not a condition
+        assert counted.begun == 1
+
+        worker.wake(clock())  # due now: before the next look
+        await wait_until(counted.begun_so_far, lambda n: n == 2)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

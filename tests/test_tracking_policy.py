@@ -225,3 +225,35 @@ async def test_a_process_that_is_not_the_poller_leaves_the_schedule_alone_until_
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_new_link_due_after_the_pollers_next_look_does_not_make_it_look_sooner(
+    store: SqliteStore,
+) -> None:
+    # A new link's first poll is seconds away; the poller looks at its schedule anyway
+    # every few seconds. A link due before that look wakes it.
+    counted = Counted(store)
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda _: httpx.Response(500))
+    ) as http:
+        client = CimplifyClient("https://cimplify.test", "sk_test_policy", http=http)
+        payments = Payments(store, lambda: NOW, on_queued=lambda: None)
+        tracker = Tracker(counted, client, payments, lambda: NOW)  # type: ignore[arg-type]
+
+        async def next_look() -> object:
+            return tracker.looks_at
+
+        running = asyncio.create_task(tracker.run())
+        try:
+            await wait_until(next_look, lambda at: at is not None)  # nothing due: idle
+            looked = counted.begun
+            assert tracker.looks_at is not None
+            tracker.wake(tracker.looks_at + timedelta(seconds=1))
+            await asyncio.sleep(NOT_POLLER_WATCHED)  # the span watched, not a condition
+            assert counted.begun == looked
+
+            tracker.wake(NOW)  # due before the next look
+            await wait_until(counted.begun_so_far, lambda n: n > looked)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
