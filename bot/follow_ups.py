@@ -13,7 +13,6 @@ reminders by itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from bot.models import (
     Status,
 )
 from bot.ports import Store, Tx
+from bot.wakes import Wake
 
 log = logging.getLogger(__name__)
 
@@ -98,19 +98,16 @@ class FollowUps:
         self.policy = policy
         self._on_queued = on_queued
         self._holder = holder
-        self._wake = asyncio.Event()
-        self._looks_at: datetime | None = None  # the idle loop's next look; None while busy
+        self._wake = Wake(clock)
 
     @property
     def looks_at(self) -> datetime | None:
         """When the idle loop looks next, by its clock; None while it is at work."""
-        return self._looks_at
+        return self._wake.looks_at
 
     def wake(self, due: datetime | None = None) -> None:
-        """Look now; given when the new work is due, only if before the next look anyway
-        (a new link's first reminder is an hour away: looking at once would find nothing)."""
-        if due is None or self._looks_at is None or due < self._looks_at:
-            self._wake.set()
+        """Look now; given when the new work is due, only if before the next look anyway."""
+        self._wake.set(due)
 
     async def run(self) -> None:
         while True:
@@ -152,14 +149,7 @@ class FollowUps:
         # be a transaction every few milliseconds; a look now and then is enough.
         if next_at is not None and next_at > looked_at:
             wait = (next_at - self._clock()).total_seconds()
-        seconds = min(IDLE_MOST, max(0.01, wait))
-        self._looks_at = self._clock() + timedelta(seconds=seconds)
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):
-                    await self._wake.wait()
-        finally:
-            self._looks_at = None
+        await self._wake.idle(min(IDLE_MOST, max(0.01, wait)))
 
     async def _handle(self, follow_up: FollowUp) -> None:
         now = self._clock()

@@ -9,7 +9,6 @@ payment is moving, slowly and backing off while nobody is paying.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
@@ -30,6 +29,7 @@ from bot.models import Link, Status, utcnow
 from bot.payments import Payments
 from bot.ports import Store
 from bot.telemetry import Telemetry
+from bot.wakes import Wake
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,7 @@ class Tracker:
         self._claim = max(1, math.ceil(rate * CLAIM_SECONDS))
         self._claims = 0
         self.policy = policy or PollPolicy()
-        self._wake = asyncio.Event()
-        self._looks_at: datetime | None = None  # the idle loop's next look; None while busy
+        self._wake = Wake(clock)
         self._polls: set[asyncio.Task[None]] = set()
         # Links whose poll is still waiting for Cimplify: a slow answer outlasts the link's
         # next poll, and asking again before it comes would only add to a struggling
@@ -117,13 +116,11 @@ class Tracker:
     @property
     def looks_at(self) -> datetime | None:
         """When the idle loop looks next, by its clock; None while it is at work."""
-        return self._looks_at
+        return self._wake.looks_at
 
     def wake(self, due: datetime | None = None) -> None:
-        """Look now; given when the new work is due, only if before the next look anyway
-        (a new link's first poll is seconds away: looking at once would find nothing)."""
-        if due is None or self._looks_at is None or due < self._looks_at:
-            self._wake.set()
+        """Look now; given when the new work is due, only if before the next look anyway."""
+        self._wake.set(due)
 
     async def run(self) -> None:
         try:
@@ -186,16 +183,7 @@ class Tracker:
                 next_at = await tx.polls.next_due_at()
             if next_at is not None:
                 wait = (next_at - self._clock()).total_seconds()
-        seconds = min(5.0, max(0.01, wait))
-        self._looks_at = self._clock() + timedelta(seconds=seconds)
-        try:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
-            # cancellation that lands as the event fires, and shutdown would never end.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):
-                    await self._wake.wait()
-        finally:
-            self._looks_at = None
+        await self._wake.idle(min(5.0, max(0.01, wait)))
 
     async def poll_now(self, link: Link) -> Link | None:
         """A poll a chat asked for (/status, Refresh status), in any process: a turn of the

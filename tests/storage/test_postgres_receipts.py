@@ -10,11 +10,10 @@ let the other run into it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import TypeVar
 
 import asyncpg
-import pytest
 
 from bot.models import DeliveryStatus, MessageKind, Outgoing, QueuedMessage
 from bot.ports import Store
@@ -23,19 +22,6 @@ from tests.storage.contract.support import CAROL, LEASE, T0, a_link, at
 
 T = TypeVar("T")
 SID = "SM0123456789abcdef"
-
-
-@pytest.fixture
-async def stores(url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
-    """The sender's process and the receipt handler's, on one database."""
-    sender, handler = PostgresStore(url), PostgresStore(url)
-    await sender.open()
-    await handler.open()
-    try:
-        yield sender, handler
-    finally:
-        await sender.close()
-        await handler.close()
 
 
 async def _claimed_invoice(store: Store) -> int:

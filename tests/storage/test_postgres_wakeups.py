@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
-
-import pytest
 
 from bot.models import ChatRef, InboxEntry, MessageKind, Outgoing
 from storage.postgres import PostgresStore
@@ -17,19 +14,6 @@ from tests.storage.contract.support import T0
 
 CHAT = ChatRef("telegram", "1001")
 _ids = itertools.count()
-
-
-@pytest.fixture
-async def here_and_there(url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
-    """This process's store and another process's, on one database."""
-    here, there = PostgresStore(url), PostgresStore(url)
-    await here.open()
-    await there.open()
-    try:
-        yield here, there
-    finally:
-        await here.close()
-        await there.close()
 
 
 async def store_entry(store: PostgresStore) -> None:
@@ -46,9 +30,9 @@ async def queue_message(store: PostgresStore) -> None:
 
 
 async def test_a_process_is_woken_for_work_another_stored_and_not_for_its_own(
-    here_and_there: tuple[PostgresStore, PostgresStore],
+    stores: tuple[PostgresStore, PostgresStore],
 ) -> None:
-    here, there = here_and_there
+    here, there = stores  # this process's store, and another process's
     topics: list[str] = []
     watching = asyncio.create_task(here.watch(topics.append))
     try:
