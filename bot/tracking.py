@@ -55,26 +55,44 @@ class PollPolicy:
     Secure page) for ten seconds or more before `paid`. So a link nobody is
     paying is asked about slowly, and one whose payment is moving quickly: the
     merchant is waiting for that "Paid", and it can come at any moment.
+
+    The budget is shared, so each look goes where a change is likeliest: a card
+    can settle straight from `processing` within seconds, so a new link (its
+    customer is often paying while the merchant's chat is open) is asked about
+    more often in its first minute, and a prompt, which nobody answers within a
+    few seconds of it appearing, is looked at again only after that time.
     """
 
-    active: timedelta = timedelta(seconds=1.5)  # processing, awaiting authorization
-    fresh: timedelta = timedelta(seconds=10)  # just issued, or just failed
+    active: timedelta = timedelta(seconds=1.5)  # processing
+    authorizing: timedelta = timedelta(seconds=1.7)  # awaiting authorization, once read
+    # The least time a person takes to read a prompt and answer it (unlock the phone,
+    # read the amount, type the PIN or the code): no look before it, after the prompt.
+    answer_time: timedelta = timedelta(seconds=5)
+    fresh: timedelta = timedelta(seconds=6)  # just issued, or just failed
     fresh_for: timedelta = timedelta(minutes=1)
     idle_min: timedelta = timedelta(seconds=10)
     # Short enough to catch a payment while it is moving, however late it starts.
     idle_max: timedelta = timedelta(seconds=30)
     idle_share: float = 1 / 6  # of the time since anything happened
     jitter: float = 0.2  # ± this fraction, so links issued together spread out
+    # Moving payments are spread by their customers already; each one's pace is what
+    # its "Paid" waits on, so it keeps close to it.
+    moving_jitter: float = 0.05
 
     def interval(self, link: Link, now: datetime) -> timedelta:
         if link.status in MOVING:
-            base = self.active
-        elif now - link.status_changed_at < self.fresh_for:
+            return _jittered(self._moving(link, now), self.moving_jitter)
+        if now - link.status_changed_at < self.fresh_for:
             base = self.fresh
         else:
             waited = (now - link.status_changed_at) * self.idle_share
             base = min(self.idle_max, max(self.idle_min, waited))
-        return base * random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311 - jitter
+        return _jittered(base, self.jitter)
+
+    def _moving(self, link: Link, now: datetime) -> timedelta:
+        if link.status is Status.AWAITING_AUTHORIZATION:
+            return max(self.authorizing, link.status_changed_at + self.answer_time - now)
+        return self.active
 
     def next_poll(self, link: Link, now: datetime) -> datetime:
         # Never sleep past the expiry, so that "Expired" is said on time.
@@ -267,6 +285,10 @@ class Tracker:
             log.warning("link %s: poll failed: %s", link.id, error, extra={"link_id": link.id})
         except Exception:
             log.exception("link %s: poll failed with an unexpected error", link.id)
+
+
+def _jittered(interval: timedelta, spread: float) -> timedelta:
+    return interval * random.uniform(1 - spread, 1 + spread)  # noqa: S311 - jitter, not a secret
 
 
 async def _until(turn: datetime) -> None:

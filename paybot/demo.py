@@ -39,13 +39,24 @@ CUSTOMER_STEP = 2.5  # seconds between the played customer's steps: time to read
 _WATCHED_IDLE = timedelta(seconds=1)
 WATCHED = PollPolicy(
     active=timedelta(seconds=0.5),
+    authorizing=timedelta(seconds=0.5),
+    answer_time=timedelta(0),
     fresh=_WATCHED_IDLE,
     idle_min=_WATCHED_IDLE,
     idle_max=_WATCHED_IDLE,
     jitter=0.0,
+    moving_jitter=0.0,
 )
 _QUICK = timedelta(milliseconds=150)
-SCRIPTED = PollPolicy(active=_QUICK, fresh=_QUICK, idle_min=_QUICK, jitter=0.0)
+SCRIPTED = PollPolicy(
+    active=_QUICK,
+    authorizing=_QUICK,
+    answer_time=timedelta(0),
+    fresh=_QUICK,
+    idle_min=_QUICK,
+    jitter=0.0,
+    moving_jitter=0.0,
+)
 
 INTRO = """\
 paybot demo: you are a merchant chatting with paybot; a sandbox plays Cimplify.

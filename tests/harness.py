@@ -38,7 +38,14 @@ WA_MERCHANT = "+233200000001"  # in WHATSAPP_MERCHANTS
 
 QUICK = timedelta(milliseconds=50)
 QUICK_POLLS = PollPolicy(
-    active=QUICK, fresh=QUICK, idle_min=QUICK * 2, idle_max=QUICK * 10, jitter=0.0
+    active=QUICK,
+    authorizing=QUICK,
+    answer_time=timedelta(0),
+    fresh=QUICK,
+    idle_min=QUICK * 2,
+    idle_max=QUICK * 10,
+    jitter=0.0,
+    moving_jitter=0.0,
 )
 
 

@@ -20,16 +20,30 @@ from tests.factories import NOW, make_link
 from tests.harness import wait_until
 
 NOT_POLLER_WATCHED = 0.5  # seconds a process without the poller's role is watched
-POLICY = PollPolicy(jitter=0.0)
+POLICY = PollPolicy(jitter=0.0, moving_jitter=0.0)
 
 
 def test_slow_while_nobody_pays_fast_while_a_payment_moves() -> None:
     fresh = make_link()
     assert POLICY.interval(fresh, NOW + timedelta(seconds=30)) == POLICY.fresh
-    for status in (Status.PROCESSING, Status.AWAITING_AUTHORIZATION):
-        moving = replace(fresh, status=status)
-        assert POLICY.interval(moving, NOW + timedelta(hours=1)) == POLICY.active
-    assert POLICY.active < POLICY.fresh
+    processing = replace(fresh, status=Status.PROCESSING)
+    assert POLICY.interval(processing, NOW + timedelta(hours=1)) == POLICY.active
+    authorizing = replace(fresh, status=Status.AWAITING_AUTHORIZATION)
+    assert POLICY.interval(authorizing, NOW + timedelta(hours=1)) == POLICY.authorizing
+    assert max(POLICY.active, POLICY.authorizing) < POLICY.fresh
+
+
+def test_a_prompt_is_looked_at_again_only_once_a_person_could_have_answered_it() -> None:
+    prompted_at = NOW + timedelta(minutes=3)
+    prompt = replace(
+        make_link(), status=Status.AWAITING_AUTHORIZATION, status_changed_at=prompted_at
+    )
+    assert POLICY.next_poll(prompt, prompted_at) == prompted_at + POLICY.answer_time
+    later = prompted_at + timedelta(seconds=2)
+    assert POLICY.next_poll(prompt, later) == prompted_at + POLICY.answer_time
+    read = prompted_at + POLICY.answer_time
+    assert POLICY.next_poll(prompt, read) == read + POLICY.authorizing
+    assert POLICY.authorizing < POLICY.answer_time
 
 
 def test_a_failed_payment_is_watched_as_freshly_as_a_new_link() -> None:
@@ -49,8 +63,9 @@ def test_backs_off_while_idle_within_bounds() -> None:
 def test_defaults_ask_about_a_moving_payment_more_often_than_every_two_seconds() -> None:
     # What bench/polling.py compares against: a naive poller asking every 2 s.
     policy = PollPolicy()
-    assert policy.active * (1 + policy.jitter) <= timedelta(seconds=2)
-    assert policy.idle_min * (1 - policy.jitter) > policy.active * (1 + policy.jitter)
+    slowest_moving = max(policy.active, policy.authorizing) * (1 + policy.moving_jitter)
+    assert slowest_moving <= timedelta(seconds=2)
+    assert policy.idle_min * (1 - policy.jitter) > slowest_moving
 
 
 def test_never_sleeps_past_the_expiry() -> None:
@@ -65,6 +80,14 @@ def test_jitter_stays_within_its_fraction() -> None:
     gaps = {policy.interval(make_link(), NOW) for _ in range(50)}
     assert len(gaps) > 1
     assert all(policy.fresh * 0.8 <= gap <= policy.fresh * 1.2 for gap in gaps)
+
+
+def test_a_moving_payment_keeps_closer_to_its_pace() -> None:
+    policy = PollPolicy(moving_jitter=0.05)
+    moving = replace(make_link(), status=Status.PROCESSING)
+    gaps = {policy.interval(moving, NOW) for _ in range(50)}
+    assert len(gaps) > 1
+    assert all(policy.active * 0.95 <= gap <= policy.active * 1.05 for gap in gaps)
 
 
 def test_status_only_moves_forward_but_failed_may_be_retried() -> None:
