@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 CLAIM_BATCH = 20
 CLAIM_LEASE = timedelta(seconds=30)
 IDLE_MOST = 5.0  # seconds between looks when nothing wakes the worker
+# The offer at a link's expiry waits for Cimplify's word that it expired: the poller
+# asks at the expiry, and its answer is in as a rule within the first wait.
+EXPIRY_RECHECK_FIRST = timedelta(seconds=2)
+EXPIRY_RECHECK_MOST = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,7 @@ class FollowUps:
             link = await tx.links.get(follow_up.link_id)
             if link is None or not await _is_current(tx, link):
                 return
-            await self._act(tx, follow_up.kind, link, now)
+            await self._act(tx, follow_up, link, now)
         log.info(
             "follow-up %s of link %s done",
             follow_up.kind,
@@ -167,7 +171,8 @@ class FollowUps:
             extra={"link_id": follow_up.link_id, "order_id": link.order_id},
         )
 
-    async def _act(self, tx: Tx, kind: FollowUpKind, link: Link, now: datetime) -> None:
+    async def _act(self, tx: Tx, follow_up: FollowUp, link: Link, now: datetime) -> None:
+        kind = follow_up.kind
         if kind is FollowUpKind.REMINDER and _unpaid_and_live(link, now):
             await self._remind(tx, link, now, failed=False)
         elif kind is FollowUpKind.FAILED_REMINDER and _unpaid_and_live(link, now):
@@ -175,8 +180,26 @@ class FollowUps:
                 await self._remind(tx, link, now, failed=True)
         elif kind is FollowUpKind.EXPIRY_WARNING and _unpaid_and_live(link, now):
             await offer_renewal(tx, self._voices, link, now, expired=False)
-        elif kind is FollowUpKind.EXPIRED_OFFER and _expired_unpaid(link, now):
+        elif kind is FollowUpKind.EXPIRED_OFFER:
+            await self._offer_at_expiry(tx, link, now, follow_up)
+
+    async def _offer_at_expiry(
+        self, tx: Tx, link: Link, now: datetime, follow_up: FollowUp
+    ) -> None:
+        """Offer a new link once Cimplify has said this one expired, never on our clock
+        alone: a customer may have paid in its last moments, and "expired before it was
+        paid" would send the merchant to ask for money that arrived. Until Cimplify has
+        said how the link ended (the poller asks at the expiry), the offer is put off,
+        each time twice as long."""
+        if link.confirmed_at is not None:
+            return
+        if link.status is Status.EXPIRED:
             await offer_renewal(tx, self._voices, link, now, expired=True)
+        elif not link.status.is_final:  # not yet said; paid or cancelled end it here
+            tries = _tries(follow_up.mark) + 1
+            wait = min(EXPIRY_RECHECK_MOST, EXPIRY_RECHECK_FIRST * 2 ** min(tries - 1, 16))
+            mark = f"again {tries}"
+            await tx.follow_ups.schedule(link.id, FollowUpKind.EXPIRED_OFFER, mark, now + wait)
 
     async def _remind(
         self, tx: Tx, link: Link, now: datetime, failed: bool, asker: ChatRef | None = None
@@ -214,13 +237,11 @@ async def _is_current(tx: Tx, link: Link) -> bool:
     return latest is None or latest.id == link.id
 
 
+def _tries(mark: str) -> int:
+    """How many times the offer at the expiry was put off: "at", then "again 1", "again 2"…"""
+    _, _, count = mark.partition("again ")
+    return int(count) if count.isdigit() else 0
+
+
 def _unpaid_and_live(link: Link, now: datetime) -> bool:
     return link.confirmed_at is None and link.is_live(now)
-
-
-def _expired_unpaid(link: Link, now: datetime) -> bool:
-    """Expired, or past its expiry before the poller said so; never paid, never cancelled
-    (a final status other than `expired`)."""
-    if link.confirmed_at is not None:
-        return False
-    return link.status is Status.EXPIRED or (not link.status.is_final and now >= link.expires_at)

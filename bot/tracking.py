@@ -95,8 +95,15 @@ class PollPolicy:
         return self.active
 
     def next_poll(self, link: Link, now: datetime) -> datetime:
-        # Never sleep past the expiry, so that "Expired" is said on time.
-        return min(now + self.interval(link, now), max(link.expires_at, now))
+        if now < link.expires_at:
+            # Never sleep past the expiry, so that "Expired" is said on time.
+            return min(now + self.interval(link, now), link.expires_at)
+        if link.status in MOVING:
+            return now + self.interval(link, now)
+        # Past it, Cimplify is asked until it says how the link ended: soon at first, as
+        # its clock may be a moment behind ours, then less and less often.
+        late = (now - link.expires_at) * self.idle_share
+        return now + min(self.idle_max, max(self.active, late))
 
 
 class Tracker:
@@ -214,13 +221,16 @@ class Tracker:
         return await self.poll(link, patient=True)
 
     async def poll(self, link: Link, patient: bool = False) -> Link | None:
-        """Ask Cimplify about one link and apply what it says; the link as it now stands."""
-        if self._clock() >= link.expires_at:
-            return await self._expire(link, "its expiry passed")
+        """Ask Cimplify about one link and apply what it says; the link as it now stands.
+
+        Asked at the expiry too, never expired by our clock alone: a customer may have
+        paid in the link's last moments, after its previous poll, and "Expired" would then
+        be said of money that arrived, and tracking would end before "Paid".
+        """
         try:
             report = await self._client.status(link.token, patient=patient)
         except LinkExpired:
-            expired = await self._expire(link, "Cimplify says it expired")
+            expired = await self._expire(link)
             self._meter.poll("unchanged" if expired is None else "changed")
             return expired
         except LinkNotFound:
@@ -254,12 +264,11 @@ class Tracker:
             await self._schedule(moved.id, self.policy.next_poll(moved, self._clock()))
         return moved
 
-    async def _expire(self, link: Link, why: str) -> Link | None:
+    async def _expire(self, link: Link) -> Link | None:
         log.info(
-            "link %s for order %s: %s",
+            "link %s for order %s: Cimplify says it expired",
             link.id,
             link.order_id,
-            why,
             extra={"link_id": link.id, "order_id": link.order_id},
         )
         moved = await self._payments.apply_status(link.id, Status.EXPIRED)

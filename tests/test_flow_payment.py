@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from tests.flow_events import event
 from tests.harness import (
     MERCHANT,
     OTHER_MERCHANT,
+    QUICK_POLLS,
     WEBHOOK_SECRET,
     World,
+    quick_tuning,
     running_world,
     wait_until,
 )
@@ -201,6 +204,31 @@ async def test_expiry_reported_by_cimplify_ends_tracking(world: World) -> None:
     stored = await world.link_for("1001")
     assert stored.status == "expired" and stored.next_poll_at is None
     assert world.count("Expired") == 1
+
+
+async def test_a_payment_in_a_links_last_moments_is_said_paid_not_expired(
+    tmp_path: Path, database: str
+) -> None:
+    # No poll between the invoice and the expiry, and no webhook: the poll at the expiry
+    # is the only way to learn of the payment, and it must ask rather than expire.
+    policy = replace(QUICK_POLLS, fresh=timedelta(hours=1), idle_min=timedelta(hours=1))
+    quiet = {"PAYBOT_REMINDERS": "off", "PAYBOT_EXPIRY_WARNING": "off"}
+    async with running_world(
+        tmp_path,
+        quick_tuning(poll_policy=policy),
+        link_ttl=timedelta(seconds=2),
+        env=quiet,
+        database=database,
+    ) as world:
+        world.sandbox.webhook_url = None
+        world.say("/invoice 1001")
+        await world.wait_message("Pay here")
+        link = await world.link_for("1001")
+        world.sandbox.set_status(link.token, "paid")
+        await world.wait_message(": Paid - ", timeout=10)
+        await world.wait_idle()
+        assert world.count("Expired") == 0
+        assert (await world.link_for("1001")).status == "paid"
 
 
 async def test_a_link_whose_expiry_passes_is_said_expired(tmp_path: Path, database: str) -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from bot.follow_ups import CLAIM_LEASE, FollowUpPolicy, FollowUps
+from bot.follow_ups import CLAIM_LEASE, FollowUpPolicy, FollowUps, schedule_for_new_link
 from bot.i18n import Voice, Voices
-from bot.models import FollowUpKind
+from bot.models import FollowUpKind, Link, Role, Status, Subscription
+from bot.outbox import NEW_MESSAGES
 from storage.sqlite import SqliteStore
 from tests.clocks import MovableClock
 from tests.counted_store import Counted
 from tests.factories import make_link
 from tests.harness import wait_until
+from tests.storage.contract.support import ALICE
 
 WATCHED = 0.5  # seconds the worker is watched while the other holds the follow-up
 
@@ -77,3 +79,60 @@ async def test_a_wake_for_work_due_after_the_next_look_is_left_for_that_look(
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+async def expired_offers(store: SqliteStore, clock: MovableClock) -> list[str]:
+    """The "expired before it was paid" messages queued so far."""
+    async with store.transaction() as tx:
+        now = clock()
+        queued = await tx.outbox.claim_due(now, 50, "reader", now + CLAIM_LEASE, NEW_MESSAGES)
+    return [q.message.text for q in queued if "expired before it was paid" in q.message.text]
+
+
+async def at_the_expiry(store: SqliteStore, clock: MovableClock) -> tuple[Link, FollowUps]:
+    """A link with its follow-ups, the clock at its expiry, and Cimplify not heard from."""
+    link = make_link(created=clock(), expires_in=timedelta(hours=2))
+    policy = FollowUpPolicy(reminders=())
+    async with store.transaction() as tx:
+        await tx.links.insert(link)
+        await tx.subscriptions.add(Subscription(link.id, ALICE, Role.MERCHANT))
+        await schedule_for_new_link(tx, link, policy)
+    clock.ahead += timedelta(hours=2)
+    voices = Voices(Voice("en", "UTC"))
+    return link, FollowUps(store, clock, voices, policy, lambda: None)
+
+
+async def test_the_offer_at_the_expiry_waits_for_cimplify_to_say_it_expired(
+    store: SqliteStore,
+) -> None:
+    clock = MovableClock()
+    link, worker = await at_the_expiry(store, clock)
+    assert await worker.handle_due() == 2  # the warning, too late now, and the offer
+    assert await expired_offers(store, clock) == []  # Cimplify has not said it expired
+    for wait in (2, 4):  # put off, twice as long each time
+        async with store.transaction() as tx:
+            (again,) = await tx.follow_ups.pending_for(link.id)
+        put_off = again.due_at - clock()  # the clock moves with real time, too
+        assert timedelta(seconds=wait - 1) < put_off <= timedelta(seconds=wait)
+        clock.ahead += timedelta(seconds=wait)
+        assert await worker.handle_due() == 1
+    async with store.transaction() as tx:  # the poller hears that it expired
+        assert await tx.links.move_status(link.id, Status.PENDING, Status.EXPIRED, clock(), None)
+    clock.ahead += timedelta(seconds=8)
+    assert await worker.handle_due() == 1
+    assert len(await expired_offers(store, clock)) == 1
+    async with store.transaction() as tx:
+        assert await tx.follow_ups.pending_for(link.id) == []
+
+
+async def test_no_offer_for_a_link_paid_in_its_last_moments(store: SqliteStore) -> None:
+    clock = MovableClock()
+    link, worker = await at_the_expiry(store, clock)
+    assert await worker.handle_due() == 2
+    async with store.transaction() as tx:  # the poller, asking at the expiry, hears "paid"
+        assert await tx.links.move_status(link.id, Status.PENDING, Status.PAID, clock(), None)
+    clock.ahead += timedelta(seconds=2)
+    assert await worker.handle_due() == 1
+    assert await expired_offers(store, clock) == []
+    async with store.transaction() as tx:
+        assert await tx.follow_ups.pending_for(link.id) == []
