@@ -23,6 +23,7 @@ from bot.i18n import ENGLISH_VOICES, Voice, Voices
 from bot.inbox import FINISHED
 from bot.models import (
     EventType,
+    FollowUpKind,
     InboxEntry,
     InboxItem,
     Link,
@@ -53,8 +54,10 @@ class Payments:
         telemetry: Telemetry | None = None,
         voices: Voices | None = None,
         failed_reminder: timedelta | None = None,
+        on_follow_up_due: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
+        self._on_follow_up_due = on_follow_up_due
         self._voices = voices or ENGLISH_VOICES
         self._clock = clock
         self._on_queued = on_queued
@@ -72,6 +75,8 @@ class Payments:
             )
         if moved:
             self._on_queued()
+            if new is Status.EXPIRED:
+                self._on_follow_up_due()
         return moved
 
     async def handle_event(self, item: InboxItem) -> str:
@@ -130,6 +135,8 @@ async def move(
         await tx.polls.schedule(link_id, None)
     if new is Status.FAILED and failed_reminder is not None:
         await schedule_after_failure(tx, link, now, failed_reminder)
+    if new is Status.EXPIRED:  # the offer at the expiry waited for this word: now
+        await tx.follow_ups.bring_forward(link_id, FollowUpKind.EXPIRED_OFFER, now)
     subscribers = await tx.subscriptions.for_link(link_id)
     messages = await _announce(tx, link, subscribers, render.status_change, now, voices)
     await tx.outbox.enqueue(messages, now)

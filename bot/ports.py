@@ -372,6 +372,10 @@ class FollowUps(Protocol):
         """Add the follow-up unless the link already has one of that kind and mark; True
         when this call added it."""
 
+    async def bring_forward(self, link_id: str, kind: FollowUpKind, at: datetime) -> int:
+        """Make the link's follow-ups of that kind not done yet due by `at` at the latest
+        (a claimed one keeps its claim); how many moved."""
+
     async def claim_due(
         self, now: datetime, limit: int, holder: str, until: datetime
     ) -> list[FollowUp]:
@@ -391,7 +395,8 @@ class FollowUps(Protocol):
 
     async def forget_done(self, before: datetime, limit: int) -> int:
         """Delete at most `limit` follow-ups done before the time; how many. (Safe: each is
-        scheduled once, as its link is made or its failure recorded, never again after.)"""
+        scheduled once, as its link is made, its failure recorded or the one before it put
+        off, never again after.)"""
 
 
 class Tx(Protocol):

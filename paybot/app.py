@@ -189,7 +189,13 @@ class Paybot:
         voices = self.voices
         follow_up_policy = self._follow_up_policy()
         self.payments = Payments(
-            self.store, clock, self._queued, telemetry, voices, follow_up_policy.failed_reminder
+            self.store,
+            clock,
+            self._queued,
+            telemetry,
+            voices,
+            follow_up_policy.failed_reminder,
+            lambda: self.follow_ups.wake(),
         )
         self.follow_ups = FollowUps(
             self.store, clock, voices, follow_up_policy, self._queued, self.holder

@@ -40,6 +40,15 @@ class PostgresFollowUps:
         )
         return added == 1
 
+    async def bring_forward(self, link_id: str, kind: FollowUpKind, at: datetime) -> int:
+        return await self._sql.change(
+            "UPDATE follow_ups SET due_at = $3"
+            " WHERE link_id = $1 AND kind = $2 AND done_at IS NULL AND due_at > $3",
+            link_id,
+            kind.value,
+            at,
+        )
+
     async def claim_due(
         self, now: datetime, limit: int, holder: str, until: datetime
     ) -> list[FollowUp]:

@@ -24,6 +24,13 @@ class SqliteFollowUps(SqliteStatements):
         )
         return added == 1
 
+    async def bring_forward(self, link_id: str, kind: FollowUpKind, at: datetime) -> int:
+        return await self._change(
+            "UPDATE follow_ups SET due_at = ?"
+            " WHERE link_id = ? AND kind = ? AND done_at IS NULL AND due_at > ?",
+            (time_text(at), link_id, kind.value, time_text(at)),
+        )
+
     async def claim_due(
         self, now: datetime, limit: int, holder: str, until: datetime
     ) -> list[FollowUp]:

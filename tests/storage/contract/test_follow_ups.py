@@ -50,6 +50,27 @@ async def test_each_follow_up_is_made_once_per_link_kind_and_mark(store: Store) 
     ]
 
 
+async def test_bring_forward_makes_a_kind_due_sooner_never_later(store: Store) -> None:
+    await with_links(store, "l1", "l2")
+    await schedule(store, "l1", WARNING, "again 1", 50)
+    await schedule(store, "l1", WARNING, "early", 5)
+    await schedule(store, "l1", REMINDER, "86400", 40)
+    await schedule(store, "l2", WARNING, "again 1", 50)
+    (done,) = [f for f in await claim(store, 5) if f.mark == "early"]
+    assert await finish(store, done, now=5)
+    async with store.transaction() as tx:
+        assert await tx.follow_ups.bring_forward("l1", WARNING, at(20)) == 1
+        assert await tx.follow_ups.bring_forward("l1", WARNING, at(30)) == 0  # not later
+        mine = await tx.follow_ups.pending_for("l1")
+        theirs = await tx.follow_ups.pending_for("l2")
+    assert [(f.kind, f.mark, f.due_at) for f in mine] == [
+        (WARNING, "again 1", at(20)),
+        (REMINDER, "86400", at(40)),  # another kind keeps its time
+    ]
+    assert [f.due_at for f in theirs] == [at(50)]  # another link's too
+    assert [f.mark for f in await claim(store, 20)] == ["again 1"]
+
+
 async def test_claim_takes_due_ones_soonest_first_within_the_limit(store: Store) -> None:
     await with_links(store, "l1")
     for mark, due in (("c", 30), ("a", 10), ("b", 20), ("later", 500)):
