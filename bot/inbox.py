@@ -8,12 +8,15 @@ costs one commit, not one each. A batch the store refuses is stored again one
 entry at a time, so one bad entry is refused alone and never takes its batch down.
 
 Handling: `InboxWorker` claims the heads of lanes (a chat, an order) with a lease,
-runs the handler registered for each entry's kind, and marks it finished. Lanes go
-side by side; within one, entries are handled one at a time in stored order. A
-claim whose holder died returns when its lease ends (a live holder prolongs its
-claims as a heartbeat), so any process may finish what another started. An entry
-whose handler keeps failing is set aside after `max_attempts`, with a log line,
-and its lane moves on. A crash after handling and before the mark handles an
+runs the handler registered for each entry's kind, and marks it finished. What is
+stored is claimed for this process's worker in the transaction that stores it and
+handed over once committed; the worker looks by itself too, for what another
+process stored or what waited behind its lane's head. Lanes go side by side;
+within one, entries are handled one at a time in stored order. A claim whose
+holder died returns when its lease ends (a live holder prolongs its claims as a
+heartbeat), so any process may finish what another started. An entry whose
+handler keeps failing is set aside after `max_attempts`, with a log line, and its
+lane moves on. A crash after handling and before the mark handles an
 entry twice; handlers are written so that a repeat says nothing new.
 """
 
@@ -29,7 +32,7 @@ from datetime import datetime, timedelta
 from bot.errors import StoreError, StoreRejected, StoreUnavailable
 from bot.logs import log_context
 from bot.models import InboxEntry, InboxItem
-from bot.ports import Store
+from bot.ports import Store, Tx
 from bot.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,13 @@ class Intake:
         self._telemetry = telemetry or Telemetry()
         self._waiting: list[tuple[InboxEntry, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._worker: InboxWorker | None = None
+
+    def hand_over_to(self, worker: InboxWorker) -> None:
+        """From now on, what is stored is claimed for `worker` in the storing transaction
+        and handed to it after the commit: no wake, and no transaction of its own to find
+        it. (Without one, the worker is woken to look.)"""
+        self._worker = worker
 
     async def store(self, entry: InboxEntry) -> bool:
         """Store the entry; False when its (source, source_id) was stored before.
@@ -88,8 +98,6 @@ class Intake:
         fresh = await asyncio.shield(stored)
         # One entry at a time is a webhook's way in (getUpdates stores batches).
         self._telemetry.meter.webhook(entry.source, "stored" if fresh else "duplicate")
-        if fresh:
-            self._on_stored()
         return fresh
 
     async def store_many(self, entries: Sequence[InboxEntry]) -> list[bool]:
@@ -104,8 +112,6 @@ class Intake:
             fresh = await self._record(entries)
         except StoreRejected:
             fresh = [await self._record_alone(entry) for entry in entries]
-        if any(fresh):
-            self._on_stored()
         return fresh
 
     async def _record_alone(self, entry: InboxEntry) -> bool:
@@ -151,8 +157,20 @@ class Intake:
             _settle(stored, new)
 
     async def _record(self, entries: Sequence[InboxEntry]) -> list[bool]:
+        """Store the entries; with a worker to hand over to, claim for it what is due in the
+        same transaction, and hand that over once committed (nothing awaited in between,
+        so a claim committed is a claim in hand), else wake the worker to look."""
+        worker, claimed = self._worker, []
         async with self._store.transaction() as tx:
-            return await tx.inbox.record(entries, self._clock())
+            now = self._clock()
+            fresh = await tx.inbox.record(entries, now)
+            if worker is not None and any(fresh):
+                claimed = await worker.claim_within(tx, now)
+        if worker is not None:
+            worker.take(claimed)
+        elif any(fresh):
+            self._on_stored()
+        return fresh
 
 
 class InboxWorker:
@@ -175,15 +193,33 @@ class InboxWorker:
         self._max_attempts = max_attempts
         self._wake = asyncio.Event()
         self._running: dict[asyncio.Task[None], InboxItem] = {}
+        self._claiming = False  # while run() runs: no claim for a worker that is not
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
+        self._claiming = True
         try:
             await asyncio.gather(self._claim_loop(), self._heartbeat())
         finally:
+            self._claiming = False
             await self._abandon()
+
+    async def claim_within(self, tx: Tx, now: datetime) -> list[InboxItem]:
+        """Claim what is due for this worker's free slots, within `tx` (the one that
+        stores new entries: bot/inbox.py's Intake); `take` them once it commits."""
+        free = self._slots - len(self._running)
+        if not self._claiming or free <= 0:  # full: a finishing entry wakes the loop
+            return []
+        return await tx.inbox.claim(now, free, self._holder, now + self._leases.claim)
+
+    def take(self, claimed: Sequence[InboxItem]) -> None:
+        """Handle entries claimed for this worker in a committed transaction. No look
+        follows: the claim took all that was due, or filled the slots, and each entry
+        that finishes wakes the loop (the next in its lane may then be due)."""
+        for item in claimed:
+            self._start(item)
 
     async def drain(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a shutdown bound
         """On shutdown, once nothing new comes in: handle what is in hand and what is due,

@@ -10,7 +10,7 @@ import re
 import secrets
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -98,6 +98,10 @@ def qr_text(url: str) -> str:
 
 # Told of a new link once stored: when its first poll and first follow-up are due.
 Scheduled = Callable[[datetime, datetime | None], None]
+# Within the transaction that queues an invoice: claim it for sending (bot/outbox.py's
+# `Outbox.claim_within`); what to call once that transaction commits.
+SendSoon = Callable[[Tx, datetime], Awaitable[Callable[[], None]]]
+AfterCommit = Callable[[], None]
 CLAIM_WAIT_FIRST, CLAIM_WAIT_MOST = 0.05, 1.0  # seconds between looks while another holds it
 
 # A Telegram deep-link parameter: up to 64 of A-Z a-z 0-9 _ - (Bot API, /start).
@@ -122,6 +126,7 @@ class Invoices:
         follow_ups: FollowUpPolicy | None = None,
         voices: Voices | None = None,
         on_scheduled: Scheduled = lambda _poll_at, _follow_up_at: None,
+        send_soon: SendSoon | None = None,
     ) -> None:
         self._store = store
         self._voices = voices or ENGLISH_VOICES
@@ -133,6 +138,7 @@ class Invoices:
         self._lease = lease  # of a claim on an order, renewed while its link is created
         self._follow_ups = follow_ups or FollowUpPolicy()
         self._on_scheduled = on_scheduled  # a new link: its first poll and follow-up
+        self._send_soon = send_soon  # None: the sender is woken to look
 
     async def issue(
         self,
@@ -150,7 +156,6 @@ class Invoices:
         """
         order_id = parse_order_id(order_id)
         await self._issue(order_id, _Audience(chat, customer, issuer))
-        self._on_queued()
 
     async def renew(self, order_id: str, chat: ChatRef, issuer: Merchant | None = None) -> None:
         """`renew <order_id>`, the New link button: a new link for an order whose link
@@ -203,13 +208,19 @@ class Invoices:
 
     async def _answered_or_claimed(self, order_id: str, audience: _Audience, claimant: str) -> bool:
         """True when answered from the store, or when a new link was made (and answered)."""
+        answered: AfterCommit | None = None
         async with self._store.transaction() as tx:
             known = await tx.links.latest_for_order(order_id)
-            if known is not None and await self._answer_from_store(tx, known, audience):
-                return True
-            now = self._clock()
-            if not await tx.links.claim_order(order_id, claimant, now, now + self._lease):
-                return False
+            if known is not None:
+                answered = await self._answer_from_store(tx, known, audience)
+            if answered is None:
+                now = self._clock()
+                claimed = await tx.links.claim_order(order_id, claimant, now, now + self._lease)
+        if answered is not None:
+            answered()
+            return True
+        if not claimed:
+            return False
         try:
             async with self._kept_alive(order_id, claimant):
                 await self._create(order_id, audience, claimant)
@@ -243,53 +254,62 @@ class Invoices:
     async def _create(self, order_id: str, audience: _Audience, claimant: str) -> None:
         created = await self._client.create_link(order_id)
         order = await self._client.order(created.token)
-        scheduled: tuple[datetime, datetime | None] | None = None
         async with self._store.transaction() as tx:
             await tx.links.release_order(order_id, claimant)
-            if order.status is Status.PAID:
-                paid = functools.partial(render.already_paid, order_id, order.business_name)
-                await self._reply(tx, audience.merchant, paid)
-                return
-            link = await tx.links.by_token(created.token)
-            if link is None:
-                link = self._new_link(created, order, audience.issuer)
-                await tx.links.insert(link)
-                poll_at = self._policy.next_poll(link, self._clock())
-                await tx.polls.schedule(link.id, poll_at)
-                scheduled = poll_at, await schedule_for_new_link(tx, link, self._follow_ups)
-            elif await self._refused(tx, link, audience):
-                return
-            await self._send_invoices(tx, link, audience)
+            after, scheduled = await self._store_link(tx, created, order, audience)
+        after()
         if scheduled is not None:
             self._on_scheduled(*scheduled)
 
-    async def _answer_from_store(self, tx: Tx, link: Link, audience: _Audience) -> bool:
-        """Answer from a link paybot already has, if it settles the question."""
+    async def _store_link(
+        self, tx: Tx, created: CreatedLink, order: Order, audience: _Audience
+    ) -> tuple[AfterCommit, tuple[datetime, datetime | None] | None]:
+        """The answer to a link just made at Cimplify, within `tx`: what to call once it
+        commits, and for a new link (stored, scheduled and sent) its first poll and
+        follow-up."""
+        if order.status is Status.PAID:
+            paid = functools.partial(render.already_paid, order.order_id, order.business_name)
+            return await self._reply(tx, audience.merchant, paid), None
+        link = await tx.links.by_token(created.token)
+        if link is not None:
+            refused = await self._refused(tx, link, audience)
+            return refused or await self._send_invoices(tx, link, audience), None
+        link = self._new_link(created, order, audience.issuer)
+        await tx.links.insert(link)
+        poll_at = self._policy.next_poll(link, self._clock())
+        await tx.polls.schedule(link.id, poll_at)
+        follow_up_at = await schedule_for_new_link(tx, link, self._follow_ups)
+        return await self._send_invoices(tx, link, audience), (poll_at, follow_up_at)
+
+    async def _answer_from_store(
+        self, tx: Tx, link: Link, audience: _Audience
+    ) -> AfterCommit | None:
+        """Answer from a link paybot already has, if it settles the question: what to
+        call once `tx` commits; None when it does not."""
         now = self._clock()
         paid = link.confirmed_at is not None or link.status is Status.PAID
-        if (paid or link.is_live(now)) and await self._refused(tx, link, audience):
-            return True
+        if paid or link.is_live(now):
+            refused = await self._refused(tx, link, audience)
+            if refused is not None:
+                return refused
         if paid:
             words = functools.partial(render.already_paid, link.order_id, link.business_name)
-            await self._reply(tx, audience.merchant, words)
-            return True
+            return await self._reply(tx, audience.merchant, words)
         if link.is_live(now):
-            await self._send_invoices(tx, link, audience)
-            return True
-        return False
+            return await self._send_invoices(tx, link, audience)
+        return None
 
-    async def _refused(self, tx: Tx, link: Link, audience: _Audience) -> bool:
+    async def _refused(self, tx: Tx, link: Link, audience: _Audience) -> AfterCommit | None:
         """A cashier asking for another merchant's link is told so, not subscribed to it:
-        the refusal carries nothing of the order (CONTRACT §7)."""
+        the refusal carries nothing of the order (CONTRACT §7). None: not refused."""
         issuer = audience.issuer
         if issuer is None or may_see(issuer, link):
-            return False
+            return None
         paid = link.confirmed_at is not None or link.status is Status.PAID
         refusal = render_access.not_yours if paid else render_access.held_by_another
-        await self._reply(tx, audience.merchant, lambda voice: refusal(voice, link.order_id))
-        return True
+        return await self._reply(tx, audience.merchant, lambda voice: refusal(voice, link.order_id))
 
-    async def _send_invoices(self, tx: Tx, link: Link, audience: _Audience) -> None:
+    async def _send_invoices(self, tx: Tx, link: Link, audience: _Audience) -> AfterCommit:
         # One enqueue for every chat: the store locks each chat's queue in one order,
         # so two transactions cannot wait on each other's chats (bot/ports.py).
         now = self._clock()
@@ -309,6 +329,8 @@ class Invoices:
                     text = render.sent_to_customer(link, sub.chat, voice)
                     messages.append(Outgoing(audience.merchant, MessageKind.TEXT, text))
         await tx.outbox.enqueue(messages, now)
+        # The photo is claimed for sending here, in the transaction that queues it.
+        return self._on_queued if self._send_soon is None else await self._send_soon(tx, now)
 
     async def _invoice(self, tx: Tx, link: Link, chat: ChatRef, role: Role) -> Outgoing:
         """The invoice photo for one chat: the QR of the link, captioned in its voice."""
@@ -321,9 +343,10 @@ class Invoices:
             render.invoice_buttons(link, role, voice),
         )
 
-    async def _reply(self, tx: Tx, chat: ChatRef, words: Words) -> None:
+    async def _reply(self, tx: Tx, chat: ChatRef, words: Words) -> AfterCommit:
         text = words(await self._voices.of(tx, chat))
         await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], self._clock())
+        return self._on_queued
 
     def _new_link(self, created: CreatedLink, order: Order, issuer: Merchant | None) -> Link:
         now = self._clock()

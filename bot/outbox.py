@@ -29,7 +29,7 @@ import contextlib
 import functools
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -132,6 +132,7 @@ class Outbox:
         # Whether this process is the one sending (bot/roles.py); alone, it always is.
         self.may_send: Callable[[], bool] = lambda: True
         self._progress = asyncio.Event()  # set as each send ends
+        self._running = False  # while run() runs: no claim for a sender that is not
 
     def wake(self) -> None:
         """Something was queued: look again now rather than at the next tick."""
@@ -139,6 +140,7 @@ class Outbox:
             wake.set()
 
     async def run(self) -> None:
+        self._running = True
         try:
             # A loop for each budget: one waiting for its turn must not hold up the
             # other, or new messages and edits would share one rate after all.
@@ -148,6 +150,7 @@ class Outbox:
                 self._heartbeat(),
             )
         finally:
+            self._running = False
             await self._finish_sending()
 
     async def _dispatch(self, kinds: frozenset[MessageKind], budget: PacedWindow) -> None:
@@ -191,10 +194,48 @@ class Outbox:
             if delivery is not None and queued.message.chat.channel in self._messengers:
                 slot = await budget.hold()
             self._in_hand.add(queued.id)
-            task = asyncio.create_task(self._send(queued, delivery, slot))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            self._start(self._send(queued, delivery, slot))
         return all_taken, next_at
+
+    async def claim_within(self, tx: Tx, now: datetime) -> Callable[[], None]:
+        """Within the transaction that queues new messages: claim what is due of them for
+        this sender, with what each needs, so that they leave once it commits with no
+        look of the sender's own (a wake, a transaction); what to call after the commit
+        (nothing awaited in between, so a claim committed is a message in hand). Not
+        the sender, or not running: its loops are woken to look, as before."""
+        if not self._running or not self.may_send():
+            return self.wake
+        until = now + self._leases.claim
+        due = await tx.outbox.claim_due(now, self._claim_size, self._holder, until, NEW_MESSAGES)
+        fresh = [queued for queued in due if queued.id not in self._in_hand]
+        deliveries = [await self._delivery(tx, queued) for queued in fresh]
+        more = len(due) >= self._claim_size  # as many as a claim takes: more may be due
+
+        def take() -> None:
+            for queued, delivery in zip(fresh, deliveries, strict=True):
+                self._in_hand.add(queued.id)
+                self._start(self._send_in_turn(queued, delivery))
+            if more:
+                self.wake()
+
+        return take
+
+    async def _send_in_turn(self, queued: QueuedMessage, delivery: Delivery | None) -> None:
+        """A message handed over by `claim_within`: it takes its turn of the new messages'
+        budget here, as the dispatch loop's take theirs before they start."""
+        slot = None
+        try:
+            if delivery is not None and queued.message.chat.channel in self._messengers:
+                slot = await self._sends.hold()
+        except BaseException:
+            self._in_hand.discard(queued.id)  # cancelled at shutdown: its claim lapses
+            raise
+        await self._send(queued, delivery, slot)
+
+    def _start(self, sending: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(sending)
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _heartbeat(self) -> None:
         """Keep this sender's claims alive while it lives; a dead sender's lapse."""

@@ -216,6 +216,7 @@ class Paybot:
             follow_up_policy,
             voices,
             self._scheduled,
+            lambda tx, now: self.outbox.claim_within(tx, now),
         )
         reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
         self.cancelling = Cancelling(self.store, self.client, clock, self._queued, voices)
@@ -262,6 +263,7 @@ class Paybot:
         self.inbox = InboxWorker(
             self.store, clock, self.holder, self._inbox_handlers(), self.tuning.leases
         )
+        self.intake.hand_over_to(self.inbox)
         self.housekeeping = Housekeeping(self.store, clock, self.settings.retention)
 
     def _follow_up_policy(self) -> FollowUpPolicy:

@@ -49,13 +49,15 @@ class CommitLog:
     def __init__(self, store: Store, database: str) -> None:
         self.store, self.database = store, database
         self.commits: list[set[str]] = []
+        self.holders: list[dict[str, str | None]] = []  # each entry's claimant, each commit
 
     @contextlib.asynccontextmanager
     async def transaction(self, urgent: bool = False) -> AsyncIterator[Tx]:
         async with self.store.transaction(urgent) as tx:
             yield tx
-        seen = await rows(self.database, "SELECT source_id FROM inbox")
+        seen = await rows(self.database, "SELECT source_id, claimed_by FROM inbox")
         self.commits.append({r[0] for r in seen})
+        self.holders.append({r[0]: r[1] for r in seen})
 
     def committed(self) -> set[str]:
         return set().union(*self.commits)
@@ -206,6 +208,39 @@ async def test_a_batch_with_an_entry_the_store_refuses_stores_the_rest_and_logs_
     assert "test.input bad set aside: the store refused it" in caplog.text
     # A repeat of the batch (Telegram sending it again) stores nothing twice.
     assert await intake.store_many(good) == [False] * 4
+
+
+async def test_what_is_stored_is_claimed_for_the_worker_in_the_same_commit(
+    store: Store, database: str
+) -> None:
+    # The stored update goes to the worker already claimed: the commit that stores it
+    # makes it the worker's, and no look of the worker's own (a wake, a transaction)
+    # stands between storing a command and handling it.
+    log, woken, handling = CommitLog(store, database), [], Handling()
+    clock = Clock()
+    inbox = worker(log, clock, handling)  # type: ignore[arg-type]
+    intake = Intake(log, clock, lambda: woken.append(1))  # type: ignore[arg-type]
+    intake.hand_over_to(inbox)
+    async with running(inbox):
+        assert await intake.store_many([entry("u1"), entry("u2", lane="lane:b")]) == [True] * 2
+        stored_in = next(n for n, seen in enumerate(log.commits) if "u1" in seen)
+        assert log.holders[stored_in] == {"u1": "worker-1", "u2": "worker-1"}
+        assert await intake.store(entry("w1", lane="lane:c"))
+        stored_in = next(n for n, seen in enumerate(log.commits) if "w1" in seen)
+        assert log.holders[stored_in]["w1"] == "worker-1"
+        await handling.wait(lambda h: sorted(h.finished) == ["u1", "u2", "w1"])
+    assert woken == []
+
+
+async def test_a_worker_that_is_not_running_is_handed_nothing(store: Store, database: str) -> None:
+    clock, handling = Clock(), Handling()
+    inbox = worker(store, clock, handling)
+    intake = Intake(store, clock, lambda: None)
+    intake.hand_over_to(inbox)
+    assert await intake.store(entry("early"))
+    assert (await row(database, "early"))["claimed_by"] is None  # left for its first look
+    async with running(inbox):
+        await handling.wait(lambda h: h.finished == ["early"])
 
 
 # ---- InboxWorker

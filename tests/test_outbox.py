@@ -17,6 +17,7 @@ from bot.ports import Store
 from storage import store_for
 from tests.factories import make_link
 from tests.harness import wait_until
+from tests.store_rows import rows
 
 ANA = ChatRef("fake", "ana")
 BEN = ChatRef("fake", "ben")
@@ -171,3 +172,54 @@ async def test_new_messages_and_edits_are_paced_apart(store: Store) -> None:
     assert new[0] - started < 0.5  # not after the edits (a shared budget: 1 s)
     for times in (new, edits):  # each smooth at its own rate
         assert times[-1] - times[0] >= (count - 1) / rate * 0.9
+
+
+async def queue_and_claim(store: Store, outbox: Outbox, chat: ChatRef, text: str) -> None:
+    """Queue a message and claim it for `outbox` in one transaction, as an invoice is;
+    hand it over once committed."""
+    async with store.transaction() as tx:
+        await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], utcnow())
+        after = await outbox.claim_within(tx, utcnow())
+    after()
+
+
+async def test_a_message_claimed_as_it_is_queued_is_the_senders_in_that_commit(
+    store: Store, database: str
+) -> None:
+    # An invoice's photo is claimed for sending in the transaction that queues it: the
+    # commit that stores it makes it the sender's, and no look of the sender's own (a
+    # wake, a transaction) stands between the link stored and the photo sent.
+    fake = FakeMessenger()
+    outbox = Outbox(store, {"fake": fake}, utcnow, per_chat_gap=0.0, holder="sender-1")
+    task = await running(outbox)
+    try:
+        async with store.transaction() as tx:
+            await tx.outbox.enqueue([Outgoing(ANA, MessageKind.TEXT, "photo")], utcnow())
+            after = await outbox.claim_within(tx, utcnow())
+        claimed = await rows(database, "SELECT claimed_by FROM outbox WHERE text = 'photo'")
+        assert [row[0] for row in claimed] == ["sender-1"]
+        after()
+        await drained(store)
+        await queue_and_claim(store, outbox, BEN, "next")
+        await drained(store)
+    finally:
+        await stop(task)
+    assert fake.texts(ANA) == ["photo"] and fake.texts(BEN) == ["next"]
+
+
+async def test_a_sender_that_is_not_running_or_not_the_sender_claims_nothing(
+    store: Store, database: str
+) -> None:
+    fake = FakeMessenger()
+    outbox = Outbox(store, {"fake": fake}, utcnow, per_chat_gap=0.0)
+    await queue_and_claim(store, outbox, ANA, "before it runs")
+    task = await running(outbox)
+    try:
+        await drained(store)  # its own look found it
+        outbox.may_send = lambda: False  # another process holds the sender's role
+        await queue_and_claim(store, outbox, BEN, "another's")
+        unclaimed = await rows(database, "SELECT claimed_by FROM outbox WHERE text = 'another''s'")
+        assert [row[0] for row in unclaimed] == [None]
+    finally:
+        await stop(task)
+    assert fake.texts(ANA) == ["before it runs"] and fake.texts(BEN) == []
