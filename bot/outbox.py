@@ -59,6 +59,7 @@ from bot.models import (
 from bot.pacing import PacedWindow, Slot
 from bot.ports import Store, Tx
 from bot.telemetry import Telemetry
+from bot.wakes import Wake
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class Outbox:
         self._claim_size = max(1, int(overall_rate / 2))
         self._holder = holder
         self._leases = leases or Leases()
-        self._wakes: list[asyncio.Event] = []  # one for each dispatch loop
+        self._wakes: list[Wake] = []  # one for each dispatch loop
         self._sending: set[asyncio.Task[None]] = set()
         self._in_hand: set[int] = set()  # ids of the messages being sent or recorded
         # Whether this process is the one sending (bot/roles.py); alone, it always is.
@@ -138,6 +139,10 @@ class Outbox:
         """Something was queued: look again now rather than at the next tick."""
         for wake in self._wakes:
             wake.set()
+
+    def _look_by(self, at: datetime) -> None:
+        for wake in self._wakes:
+            wake.look_by(at)
 
     async def run(self) -> None:
         self._running = True
@@ -154,7 +159,7 @@ class Outbox:
             await self._finish_sending()
 
     async def _dispatch(self, kinds: frozenset[MessageKind], budget: PacedWindow) -> None:
-        wake = asyncio.Event()
+        wake = Wake(self._clock)
         self._wakes.append(wake)
         while True:
             try:
@@ -247,7 +252,7 @@ class Outbox:
                 async with self._store.transaction(urgent=True) as tx:
                     await tx.outbox.prolong_claims(self._holder, self._clock() + self._leases.claim)
 
-    async def _idle(self, wake: asyncio.Event, checked: datetime, next_at: datetime | None) -> None:
+    async def _idle(self, wake: Wake, checked: datetime, next_at: datetime | None) -> None:
         waits = [IDLE_WAIT]
         if next_at is not None and next_at > checked:
             waits.append((next_at - self._clock()).total_seconds())
@@ -256,11 +261,7 @@ class Outbox:
             # would poll the store nonstop; now and then is enough to catch a later
             # one it hides.
             waits.append(PASSED_OVER_WAIT)
-        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
-        # cancellation that lands as the event fires, and shutdown would never end.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.01, min(waits))):
-                await wake.wait()
+        await wake.idle(max(0.01, min(waits)))
 
     async def _send(
         self, queued: QueuedMessage, delivery: Delivery | None, slot: Slot | None
@@ -277,7 +278,9 @@ class Outbox:
                 slot.release()  # if the request never left
             self._in_hand.discard(queued.id)
             self._progress.set()
-            self.wake()
+            # The chat's next message, if any, is due when its pause ends: a look then,
+            # one for many sends ending, rather than two (one a loop) after each send.
+            self._look_by(self._clock() + self._gap)
 
     async def _attempt(
         self, queued: QueuedMessage, delivery: Delivery | None, slot: Slot | None
