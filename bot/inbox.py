@@ -167,7 +167,9 @@ class Intake:
             if worker is not None and any(fresh):
                 claimed = await worker.claim_within(tx, now)
         if worker is not None:
-            worker.take(claimed)
+            taken = {(item.entry.source, item.entry.source_id) for item in claimed}
+            stored = [(e.source, e.source_id) for e, new in zip(entries, fresh, strict=True) if new]
+            worker.take(claimed, left=any(key not in taken for key in stored))
         elif any(fresh):
             self._on_stored()
         return fresh
@@ -194,8 +196,21 @@ class InboxWorker:
         self._wake = asyncio.Event()
         self._running: dict[asyncio.Task[None], InboxItem] = {}
         self._claiming = False  # while run() runs: no claim for a worker that is not
+        # Something may wait behind an entry in hand (in its lane) or for a free slot:
+        # then an entry that finishes makes the loop look; else the look would find
+        # nothing, and would cost a transaction a command.
+        self._look_after_finish = True
+        self._marks = 0  # how often it was set: a look resets it only if none came since
+
+    def _mark(self) -> None:
+        self._look_after_finish = True
+        self._marks += 1
 
     def wake(self) -> None:
+        """Work was stored that this worker was not handed (by another process, or by an
+        intake with no hand-over): look now, and again as entries in hand finish, since
+        what was stored may wait behind one of them in its lane."""
+        self._mark()
         self._wake.set()
 
     async def run(self) -> None:
@@ -214,12 +229,14 @@ class InboxWorker:
             return []
         return await tx.inbox.claim(now, free, self._holder, now + self._leases.claim)
 
-    def take(self, claimed: Sequence[InboxItem]) -> None:
+    def take(self, claimed: Sequence[InboxItem], left: bool) -> None:
         """Handle entries claimed for this worker in a committed transaction. No look
-        follows: the claim took all that was due, or filled the slots, and each entry
-        that finishes wakes the loop (the next in its lane may then be due)."""
+        follows now; `left`: some entries stored with them were not claimed (behind an
+        entry in hand in their lane, or past the free slots), so finishing ones do."""
         for item in claimed:
             self._start(item)
+        if left:
+            self._mark()
 
     async def drain(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a shutdown bound
         """On shutdown, once nothing new comes in: handle what is in hand and what is due,
@@ -240,6 +257,7 @@ class InboxWorker:
         while True:
             self._wake.clear()  # before looking, so a wake while we look is not missed
             free = self._slots - len(self._running)
+            marks, none_in_hand = self._marks, not self._running
             try:
                 claimed, next_at = await self._claim(free)
             except StoreUnavailable as error:
@@ -248,6 +266,10 @@ class InboxWorker:
                 continue
             for item in claimed:
                 self._start(item)
+            if not claimed and none_in_hand and self._marks == marks:
+                self._look_after_finish = False  # none in hand: nothing waits behind one
+            elif len(claimed) >= free:
+                self._mark()  # more may be due than there were slots
             if len(claimed) < free:  # all that was due is taken
                 await self._idle(next_at)
             elif free <= 0:  # full: a finishing entry wakes us
@@ -271,7 +293,8 @@ class InboxWorker:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
-        self.wake()  # a slot is free, and the lane's next entry may be due
+        if self._look_after_finish:  # a slot is free, and the lane's next entry may be due
+            self._wake.set()
 
     async def _idle(self, next_at: datetime | None) -> None:
         wait = IDLE_WAIT
@@ -319,6 +342,7 @@ class InboxWorker:
             await tx.inbox.finish(item.seq, self._clock())
 
     async def _retry(self, item: InboxItem, error: BaseException | None, why: str) -> None:
+        self._mark()  # the loop learns when it is due again
         now, text = self._clock(), f"{why}: {error!r}"
         async with self._store.transaction() as tx:
             if isinstance(error, StoreUnavailable):  # an outage, not the entry's fault

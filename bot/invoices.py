@@ -209,6 +209,7 @@ class Invoices:
     async def _answered_or_claimed(self, order_id: str, audience: _Audience, claimant: str) -> bool:
         """True when answered from the store, or when a new link was made (and answered)."""
         answered: AfterCommit | None = None
+        claimed = False
         async with self._store.transaction() as tx:
             known = await tx.links.latest_for_order(order_id)
             if known is not None:

@@ -232,6 +232,63 @@ async def test_what_is_stored_is_claimed_for_the_worker_in_the_same_commit(
     assert woken == []
 
 
+class Counting:
+    """The store, counting the transactions begun on it: how often the worker looks."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.begun = store, 0
+
+    def transaction(self, urgent: bool = False) -> contextlib.AbstractAsyncContextManager[Tx]:
+        self.begun += 1
+        return self.store.transaction(urgent)
+
+
+async def test_a_lone_entry_costs_its_store_and_its_finish_and_no_look(store: Store) -> None:
+    counting, handling = Counting(store), Handling()
+    inbox = worker(counting, Clock(), handling)  # type: ignore[arg-type]
+    intake = Intake(counting, Clock(), lambda: None)  # type: ignore[arg-type]
+    intake.hand_over_to(inbox)
+    async with running(inbox):
+
+        async def looked() -> int:
+            return counting.begun
+
+        await wait_until(looked, lambda begun: begun == 1)  # its first look, found nothing
+        before = counting.begun
+        assert await intake.store(entry("lone"))
+        await handling.wait(lambda h: h.finished == ["lone"])
+        await wait_until(lambda: unfinished(store), lambda n: n == 0)
+        await asyncio.sleep(0.2)  # a look after the finish, had one come, would be begun
+        assert counting.begun - before == 2  # stored (and claimed), then finished
+
+
+async def test_an_entry_stored_behind_one_in_hand_goes_as_soon_as_that_one_finishes(
+    store: Store,
+) -> None:
+    clock, handling = Clock(), Handling()
+    handling.held.add("first")
+    inbox = worker(store, clock, handling)
+    intake = Intake(store, clock, lambda: None)
+    intake.hand_over_to(inbox)
+    async with running(inbox):
+        assert await intake.store(entry("first"))
+        await handling.wait(lambda h: h.started == ["first"])
+        assert await intake.store(entry("second"))  # its lane's head is in hand: not claimed
+        handling.release.set()
+        # Well within the worker's idle look (5 s): its finish made the worker look.
+        await wait_until(lambda: _finished(handling), lambda done: done, timeout=2.0)
+    assert handling.finished == ["first", "second"]
+
+
+async def _finished(handling: Handling) -> bool:
+    return handling.finished == ["first", "second"]
+
+
+async def unfinished(store: Store) -> int:
+    async with store.transaction() as tx:
+        return await tx.inbox.unfinished_count()
+
+
 async def test_a_worker_that_is_not_running_is_handed_nothing(store: Store, database: str) -> None:
     clock, handling = Clock(), Handling()
     inbox = worker(store, clock, handling)
