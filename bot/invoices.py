@@ -98,9 +98,9 @@ def qr_text(url: str) -> str:
 
 # Told of a new link once stored: when its first poll and first follow-up are due.
 Scheduled = Callable[[datetime, datetime | None], None]
-# Within the transaction that queues an invoice: claim it for sending (bot/outbox.py's
-# `Outbox.claim_within`); what to call once that transaction commits.
-SendSoon = Callable[[Tx, datetime], Awaitable[Callable[[], None]]]
+# Within the transaction that queues an invoice's messages (how many): claim them for
+# sending (bot/outbox.py's `Outbox.claim_within`); what to call once it commits.
+SendSoon = Callable[[Tx, datetime, int], Awaitable[Callable[[], None]]]
 AfterCommit = Callable[[], None]
 CLAIM_WAIT_FIRST, CLAIM_WAIT_MOST = 0.05, 1.0  # seconds between looks while another holds it
 
@@ -331,7 +331,9 @@ class Invoices:
                     messages.append(Outgoing(audience.merchant, MessageKind.TEXT, text))
         await tx.outbox.enqueue(messages, now)
         # The photo is claimed for sending here, in the transaction that queues it.
-        return self._on_queued if self._send_soon is None else await self._send_soon(tx, now)
+        if self._send_soon is None:
+            return self._on_queued
+        return await self._send_soon(tx, now, len(messages))
 
     async def _invoice(self, tx: Tx, link: Link, chat: ChatRef, role: Role) -> Outgoing:
         """The invoice photo for one chat: the QR of the link, captioned in its voice."""

@@ -202,19 +202,20 @@ class Outbox:
             self._start(self._send(queued, delivery, slot))
         return all_taken, next_at
 
-    async def claim_within(self, tx: Tx, now: datetime) -> Callable[[], None]:
-        """Within the transaction that queues new messages: claim what is due of them for
-        this sender, with what each needs, so that they leave once it commits with no
-        look of the sender's own (a wake, a transaction); what to call after the commit
-        (nothing awaited in between, so a claim committed is a message in hand). Not
-        the sender, or not running: its loops are woken to look, as before."""
+    async def claim_within(self, tx: Tx, now: datetime, queued: int) -> Callable[[], None]:
+        """Within the transaction that queued `queued` new messages: claim as many due
+        ones for this sender (soonest first, so those, unless older ones wait), with
+        what each needs, so that they leave once it commits with no look of the
+        sender's own (a wake, a transaction); what to call after the commit (nothing
+        awaited in between, so a claim committed is a message in hand). Not the
+        sender, or not running: its loops are woken to look, as before."""
         if not self._running or not self.may_send():
             return self.wake
-        until = now + self._leases.claim
-        due = await tx.outbox.claim_due(now, self._claim_size, self._holder, until, NEW_MESSAGES)
+        until, most = now + self._leases.claim, min(max(queued, 1), self._claim_size)
+        due = await tx.outbox.claim_due(now, most, self._holder, until, NEW_MESSAGES)
         fresh = [queued for queued in due if queued.id not in self._in_hand]
         deliveries = [await self._delivery(tx, queued) for queued in fresh]
-        more = len(due) >= self._claim_size  # as many as a claim takes: more may be due
+        more = len(due) >= most  # as many as it took: more may be due, its own among them
 
         def take() -> None:
             for queued, delivery in zip(fresh, deliveries, strict=True):

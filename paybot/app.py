@@ -216,7 +216,7 @@ class Paybot:
             follow_up_policy,
             voices,
             self._scheduled,
-            lambda tx, now: self.outbox.claim_within(tx, now),
+            lambda tx, now, queued: self.outbox.claim_within(tx, now, queued),
         )
         reach = CustomerReach(self.settings.whatsapp_enabled, self.settings.whatsapp_default_region)
         self.cancelling = Cancelling(self.store, self.client, clock, self._queued, voices)

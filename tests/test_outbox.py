@@ -21,6 +21,7 @@ from tests.store_rows import rows
 
 ANA = ChatRef("fake", "ana")
 BEN = ChatRef("fake", "ben")
+CAL = ChatRef("fake", "cal")
 
 
 @pytest.fixture
@@ -179,7 +180,7 @@ async def queue_and_claim(store: Store, outbox: Outbox, chat: ChatRef, text: str
     hand it over once committed."""
     async with store.transaction() as tx:
         await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], utcnow())
-        after = await outbox.claim_within(tx, utcnow())
+        after = await outbox.claim_within(tx, utcnow(), 1)
     after()
 
 
@@ -195,7 +196,7 @@ async def test_a_message_claimed_as_it_is_queued_is_the_senders_in_that_commit(
     try:
         async with store.transaction() as tx:
             await tx.outbox.enqueue([Outgoing(ANA, MessageKind.TEXT, "photo")], utcnow())
-            after = await outbox.claim_within(tx, utcnow())
+            after = await outbox.claim_within(tx, utcnow(), 1)
         claimed = await rows(database, "SELECT claimed_by FROM outbox WHERE text = 'photo'")
         assert [row[0] for row in claimed] == ["sender-1"]
         after()
@@ -223,3 +224,25 @@ async def test_a_sender_that_is_not_running_or_not_the_sender_claims_nothing(
     finally:
         await stop(task)
     assert fake.texts(ANA) == ["before it runs"] and fake.texts(BEN) == []
+
+
+async def test_a_hand_over_claims_no_more_than_was_queued_and_the_loop_sends_the_rest(
+    store: Store, database: str
+) -> None:
+    fake = FakeMessenger()
+    outbox = Outbox(store, {"fake": fake}, utcnow, per_chat_gap=0.0, holder="sender-1")
+    outbox.may_send = lambda: False  # not the sender yet: its loops leave the queue alone
+    task = await running(outbox)
+    try:
+        await queue(store, (BEN, "b1"), (CAL, "c1"))  # older, and due
+        outbox.may_send = lambda: True
+        async with store.transaction() as tx:
+            await tx.outbox.enqueue([Outgoing(ANA, MessageKind.TEXT, "photo")], utcnow())
+            after = await outbox.claim_within(tx, utcnow(), 1)
+        claimed = await rows(database, "SELECT text FROM outbox WHERE claimed_by = 'sender-1'")
+        assert [row[0] for row in claimed] == ["b1"]  # as many as it queued, soonest first
+        after()  # and the loops look for the rest, its own among them
+        await drained(store)
+    finally:
+        await stop(task)
+    assert sorted(text for _, _, text in fake.sent) == ["b1", "c1", "photo"]
