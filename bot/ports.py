@@ -61,6 +61,11 @@ class Links(Protocol):
 
     async def get(self, link_id: str) -> Link | None: ...
 
+    async def locked(self, link_id: str) -> Link | None:
+        """The link, held until this transaction ends: a change to it in another waits
+        for this one, and this read waits for a change made and not yet committed. For
+        a decision on the link's status whose outcome another change must see."""
+
     async def by_token(self, token: str) -> Link | None: ...
 
     async def by_share_code(self, code: str) -> Link | None: ...

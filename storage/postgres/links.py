@@ -52,6 +52,9 @@ class PostgresLinks:
     async def get(self, link_id: str) -> Link | None:
         return await self._link(" WHERE id = $1", link_id)
 
+    async def locked(self, link_id: str) -> Link | None:
+        return await self._link(" WHERE id = $1 FOR UPDATE", link_id)
+
     async def by_token(self, token: str) -> Link | None:
         return await self._link(" WHERE token = $1", token)
 

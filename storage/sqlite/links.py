@@ -39,6 +39,10 @@ class SqliteLinks(_LinkRows):
     async def get(self, link_id: str) -> Link | None:
         return await self._first_link("SELECT * FROM links WHERE id = ?", (link_id,))
 
+    async def locked(self, link_id: str) -> Link | None:
+        # Held already: transactions take the write lock up front, one at a time.
+        return await self.get(link_id)
+
     async def by_token(self, token: str) -> Link | None:
         return await self._first_link("SELECT * FROM links WHERE token = ?", (token,))
 

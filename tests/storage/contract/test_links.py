@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta, timezone
 from decimal import Decimal
@@ -200,3 +201,37 @@ async def test_history_is_every_change_oldest_first(store: Store) -> None:
         (Status.FAILED, at(2)),
         (Status.PROCESSING, at(3)),
     ]
+
+
+async def test_a_change_to_a_locked_link_waits_for_the_lock_to_end(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.links.insert(a_link("l1"))
+    events: list[str] = []
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def decide() -> None:
+        async with store.transaction() as tx:
+            link = await tx.links.locked("l1")
+            assert link is not None and link.status is Status.PENDING
+            held.set()
+            await release.wait()
+            events.append("decided")
+
+    async def change() -> None:
+        await held.wait()
+        async with store.transaction() as tx:
+            assert await tx.links.move_status("l1", Status.PENDING, Status.EXPIRED, T0, None)
+        events.append("changed")
+
+    tasks = [asyncio.create_task(decide()), asyncio.create_task(change())]
+    try:
+        await held.wait()
+        await asyncio.sleep(0.3)  # the change, were it not held, would be done by now
+        assert events == []
+    finally:
+        release.set()
+        await asyncio.gather(*tasks)
+    assert events == ["decided", "changed"]
+    async with store.transaction() as tx:
+        changed = await tx.links.locked("l1")
+    assert changed is not None and changed.status is Status.EXPIRED
