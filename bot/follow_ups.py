@@ -158,12 +158,13 @@ class FollowUps:
     async def _handle(self, follow_up: FollowUp) -> None:
         now = self._clock()
         async with self._store.transaction() as tx:
-            if not await tx.follow_ups.finish(follow_up.id, self._holder, now):
-                return  # our lease ended and another worker has it
             # Locked: the poller's change of the link's status waits for this decision, or
             # this for it (the offer at the expiry, put off meanwhile, is then brought
-            # forward by that change, bot/payments.py), never both at once unseen.
+            # forward by that change, bot/payments.py), never both at once unseen. The
+            # link first, then its follow-up, in the order that change takes them.
             link = await tx.links.locked(follow_up.link_id)
+            if not await tx.follow_ups.finish(follow_up.id, self._holder, now):
+                return  # our lease ended and another worker has it
             if link is None or not await _is_current(tx, link):
                 return
             await self._act(tx, follow_up, link, now)
