@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -55,9 +54,11 @@ class Wake:
                 self._event.clear()  # set() also sets _work; look_by() only moves `until`
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
                 # cancellation that lands as the event fires, and shutdown would never end.
-                with contextlib.suppress(TimeoutError):
+                try:
                     async with asyncio.timeout(left):
                         await self._event.wait()
+                except TimeoutError:
+                    return  # its time is up, whatever the clock says (set back, or stopped)
         finally:
             self.looks_at = None
             self._by = None  # the look that follows serves it: it reads the schedule anew

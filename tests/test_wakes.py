@@ -48,3 +48,9 @@ async def test_a_look_by_while_the_loop_is_busy_ends_its_next_idle() -> None:
     assert not idle.done()
     wake.set()  # work: at once
     await asyncio.wait_for(idle, 1.0)
+
+
+async def test_an_idle_ends_when_its_time_is_up_whatever_the_clock_says() -> None:
+    stopped = utcnow()  # a clock set back, or stopped, must not keep the loop asleep
+    wake = Wake(lambda: stopped)
+    await asyncio.wait_for(wake.idle(0.2), 2.0)
