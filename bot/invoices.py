@@ -102,6 +102,10 @@ Scheduled = Callable[[datetime, datetime | None], None]
 # sending (bot/outbox.py's `Outbox.claim_within`); what to call once it commits.
 SendSoon = Callable[[Tx, datetime, int], Awaitable[Callable[[], None]]]
 AfterCommit = Callable[[], None]
+# Run in the transaction that first looks for the order's link, so that counting the
+# ask costs no transaction of its own: the words that refuse it (its asker is past
+# their asks a minute), or None to go on.
+AskGate = Callable[[Tx], Awaitable[Words | None]]
 CLAIM_WAIT_FIRST, CLAIM_WAIT_MOST = 0.05, 1.0  # seconds between looks while another holds it
 
 # A Telegram deep-link parameter: up to 64 of A-Z a-z 0-9 _ - (Bot API, /start).
@@ -146,16 +150,18 @@ class Invoices:
         chat: ChatRef,
         customer: ChatRef | None = None,
         issuer: Merchant | None = None,
-    ) -> None:
+        gate: AskGate | None = None,
+    ) -> bool:
         """Answer `chat` with the order's live link, creating one if needed; send the
         customer their copy too, when one is named. A new link is `issuer`'s; a cashier
-        is refused another merchant's link (bot/access.py).
+        is refused another merchant's link (bot/access.py). False when `gate` refused
+        the ask (its words are queued instead).
 
         Raises InvalidOrderId before anything else, and CimplifyError when
         Cimplify refuses or does not answer; the answer is queued otherwise.
         """
         order_id = parse_order_id(order_id)
-        await self._issue(order_id, _Audience(chat, customer, issuer))
+        return await self._issue(order_id, _Audience(chat, customer, issuer), gate)
 
     async def renew(self, order_id: str, chat: ChatRef, issuer: Merchant | None = None) -> None:
         """`renew <order_id>`, the New link button: a new link for an order whose link
@@ -192,36 +198,42 @@ class Invoices:
         self._on_queued()
         return True
 
-    async def _issue(self, order_id: str, audience: _Audience) -> None:
+    async def _issue(self, order_id: str, audience: _Audience, gate: AskGate | None = None) -> bool:
         """Answer from the store, or become the one creating the order's link and create it.
 
         Two /invoice for one order, in this process or another, make one link: the
         one that claims the order in the store asks Cimplify; the other waits for the
         claim to end (released, or lapsed with a holder that died) and answers from
-        the link it finds.
+        the link it finds. False when `gate` refused it.
         """
         pause = CLAIM_WAIT_FIRST
         claimant = f"{self._holder}:{secrets.token_hex(4)}"  # this /invoice, not this process
-        while not await self._answered_or_claimed(order_id, audience, claimant):
+        while (done := await self._answered_or_claimed(order_id, audience, claimant, gate)) is None:
+            gate = None  # the ask is counted once, on the first look
             await asyncio.sleep(pause)  # another holder is asking Cimplify right now
             pause = min(CLAIM_WAIT_MOST, pause * 2)
+        return done
 
-    async def _answered_or_claimed(self, order_id: str, audience: _Audience, claimant: str) -> bool:
-        """True when answered from the store, or when a new link was made (and answered)."""
-        answered: AfterCommit | None = None
+    async def _answered_or_claimed(
+        self, order_id: str, audience: _Audience, claimant: str, gate: AskGate | None
+    ) -> bool | None:
+        """True when answered from the store, or when a new link was made (and answered);
+        False when `gate` refused the ask; None when another holds the order's claim."""
         claimed = False
         async with self._store.transaction() as tx:
-            known = await tx.links.latest_for_order(order_id)
-            if known is not None:
-                answered = await self._answer_from_store(tx, known, audience)
+            refusal = None if gate is None else await gate(tx)
+            if refusal is not None:
+                answered: AfterCommit | None = await self._reply(tx, audience.merchant, refusal)
+            else:
+                answered = await self._answer_known(tx, order_id, audience)
             if answered is None:
                 now = self._clock()
                 claimed = await tx.links.claim_order(order_id, claimant, now, now + self._lease)
         if answered is not None:
             answered()
-            return True
+            return refusal is None
         if not claimed:
-            return False
+            return None
         try:
             async with self._kept_alive(order_id, claimant):
                 await self._create(order_id, audience, claimant)
@@ -281,6 +293,10 @@ class Invoices:
         await tx.polls.schedule(link.id, poll_at)
         follow_up_at = await schedule_for_new_link(tx, link, self._follow_ups)
         return await self._send_invoices(tx, link, audience), (poll_at, follow_up_at)
+
+    async def _answer_known(self, tx: Tx, order_id: str, audience: _Audience) -> AfterCommit | None:
+        known = await tx.links.latest_for_order(order_id)
+        return None if known is None else await self._answer_from_store(tx, known, audience)
 
     async def _answer_from_store(
         self, tx: Tx, link: Link, audience: _Audience

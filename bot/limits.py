@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.ports import Store
+from bot.ports import Store, Tx
 
 
 class SharedLimit:
@@ -33,6 +33,8 @@ class SharedLimit:
         """Count a use now and say whether it is within the limit (a refused one is not
         counted). Raises StoreError when the store cannot say."""
         async with self._store.transaction() as tx:
-            return await tx.limits.take(
-                f"{self._name}:{key}", self._clock(), self._every, self._count
-            )
+            return await self.allow_within(tx, key)
+
+    async def allow_within(self, tx: Tx, key: object) -> bool:
+        """`allow`, counted in `tx`: the use is counted only if `tx` commits."""
+        return await tx.limits.take(f"{self._name}:{key}", self._clock(), self._every, self._count)

@@ -26,7 +26,7 @@ from bot.errors import (
 )
 from bot.follow_ups import FollowUps
 from bot.i18n import ENGLISH_VOICES, LANGUAGES, Voice, Voices, Words
-from bot.invoices import Invoices
+from bot.invoices import AskGate, Invoices
 from bot.limits import SharedLimit
 from bot.models import (
     ChatRef,
@@ -38,7 +38,7 @@ from bot.models import (
     parse_order_id,
 )
 from bot.phones import parse_phone
-from bot.ports import Store
+from bot.ports import Store, Tx
 from bot.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 MERCHANT_COMMANDS = frozenset({"invoice", "open", "cancel", "today", "export", "remind", "renew"})
 # and the Refresh status and New link buttons
 ASKS_CIMPLIFY = frozenset({"invoice", "status", "cancel", "renew"})
+# Counted by the command itself, in the transaction that looks for the order's link.
+_ASKS_COUNTED_WITHIN = frozenset({"invoice"})
 CIMPLIFY_ASKS = 30  # a merchant's commands that reach Cimplify, a minute
 MINUTE = timedelta(minutes=1)
 # What a merchant types when they mean a phone number, right or wrong: "+233 24…", "024-…".
@@ -153,13 +155,25 @@ class Conversation:
         if stranger and not await self._stranger_answers.allow(command.chat):
             log.info("/%s from %s: answered this minute already", command.name, command.chat)
             return False
-        asks = command.is_merchant and command.name in ASKS_CIMPLIFY
+        asks = command.is_merchant and command.name in ASKS_CIMPLIFY - _ASKS_COUNTED_WITHIN
         # Keyed as a private chat's buttons are (`telegram:7001`): one budget for both.
         asker = issuer_id(command.chat.channel, command.sender)
         if asks and not await self._cimplify_asks.allow(asker):
             await self.say(command.chat, lambda voice: render.too_many_asks(CIMPLIFY_ASKS, voice))
             return False
         return True
+
+    def _asks_gate(self, command: Command) -> AskGate:
+        """The merchant's asks a minute, counted in the transaction that looks for the
+        order's link rather than in one of their own: one transaction fewer an /invoice."""
+        asker = issuer_id(command.chat.channel, command.sender)
+
+        async def gate(tx: Tx) -> Words | None:
+            if await self._cimplify_asks.allow_within(tx, asker):
+                return None
+            return lambda voice: render.too_many_asks(CIMPLIFY_ASKS, voice)
+
+        return gate
 
     async def _is_customer(self, chat: ChatRef) -> bool:
         async with self._store.transaction() as tx:
@@ -255,14 +269,18 @@ class Conversation:
         if number and not _NUMBER_LIKE.fullmatch(number):
             # Not a number at all ("/invoice 1001 tomorrow"): the merchant still gets the
             # invoice, and the usage line for naming a customer.
-            await self._invoices.issue(order_id, command.chat, issuer=command.merchant)
-            await self.say(
-                command.chat,
-                lambda voice: f"{render.not_a_number(voice)} {render.invoice_for_customer(voice)}",
-            )
+            gate = self._asks_gate(command)
+            if await self._invoices.issue(order_id, command.chat, None, command.merchant, gate):
+                await self.say(
+                    command.chat,
+                    lambda voice: (
+                        f"{render.not_a_number(voice)} {render.invoice_for_customer(voice)}"
+                    ),
+                )
             return
         customer = self._customer(number) if number else None
-        await self._invoices.issue(order_id, command.chat, customer, command.merchant)
+        gate = self._asks_gate(command)
+        await self._invoices.issue(order_id, command.chat, customer, command.merchant, gate)
 
     def _customer(self, number: str) -> ChatRef:
         if not self._reach.whatsapp:
