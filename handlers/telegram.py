@@ -56,6 +56,7 @@ from bot.models import Button, ChatRef, InboxEntry, InboxItem, MessageKind, Role
 from bot.outbox import Delivery
 from handlers.commands import Command, Conversation
 from handlers.telegram_polling import ALLOWED_UPDATES, StoreBatch, UpdatePolling, update_entry
+from handlers.telegram_request import bot_api_request
 from handlers.telegram_webhook import UpdateWebhook, WebhookTarget, update_json
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,7 @@ def _build_application(token: str, api_base: str) -> Application:  # type: ignor
         .token(token)
         .base_url(f"{api_base}/bot")
         .base_file_url(f"{api_base}/file/bot")
+        .request(bot_api_request())  # bodies written whole: handlers/telegram_request.py
         .concurrent_updates(CONCURRENT_UPDATES)  # for updates posted to the webhook route
         .updater(None)  # handlers.telegram_polling polls instead
         .build()
