@@ -210,13 +210,14 @@ async def test_a_batch_with_an_entry_the_store_refuses_stores_the_rest_and_logs_
     assert await intake.store_many(good) == [False] * 4
 
 
-async def test_what_is_stored_is_claimed_for_the_worker_in_the_same_commit(
+async def test_what_is_stored_is_claimed_for_an_idle_worker_in_the_same_commit(
     store: Store, database: str
 ) -> None:
-    # The stored update goes to the worker already claimed: the commit that stores it
-    # makes it the worker's, and no look of the worker's own (a wake, a transaction)
+    # The stored update goes to an idle worker already claimed: the commit that stores
+    # it makes it the worker's, and no look of the worker's own (a wake, a transaction)
     # stands between storing a command and handling it.
     log, woken, handling = CommitLog(store, database), [], Handling()
+    handling.held.add("u1")
     clock = Clock()
     inbox = worker(log, clock, handling)  # type: ignore[arg-type]
     intake = Intake(log, clock, lambda: woken.append(1))  # type: ignore[arg-type]
@@ -225,11 +226,16 @@ async def test_what_is_stored_is_claimed_for_the_worker_in_the_same_commit(
         assert await intake.store_many([entry("u1"), entry("u2", lane="lane:b")]) == [True] * 2
         stored_in = next(n for n, seen in enumerate(log.commits) if "u1" in seen)
         assert log.holders[stored_in] == {"u1": "worker-1", "u2": "worker-1"}
+        # Busy (u1 in hand): what is stored now is left to the worker's look, which
+        # claims it at once, beside u1, rather than in the transaction that stores it.
         assert await intake.store(entry("w1", lane="lane:c"))
         stored_in = next(n for n, seen in enumerate(log.commits) if "w1" in seen)
-        assert log.holders[stored_in]["w1"] == "worker-1"
+        assert log.holders[stored_in]["w1"] is None
+        await handling.wait(lambda h: "w1" in h.finished)
+        assert "u1" not in handling.finished
+        handling.release.set()
         await handling.wait(lambda h: sorted(h.finished) == ["u1", "u2", "w1"])
-    assert woken == []
+    assert woken == []  # the intake's own wake is for an intake with no worker
 
 
 class Counting:
