@@ -30,6 +30,7 @@ from bot.models import (
     Link,
     MessageKind,
     Outgoing,
+    ScheduledFollowUp,
     Status,
 )
 from bot.ports import Store, Tx
@@ -61,21 +62,18 @@ async def schedule_for_new_link(tx: Tx, link: Link, policy: FollowUpPolicy) -> d
     """Within the transaction that stores a new link: its reminders, its expiry warning
     and the offer at its expiry. A mark at or past the expiry is left out. When the
     first of them is due, if any is."""
-    due_times: list[datetime] = []
+    due: list[ScheduledFollowUp] = []
     for after in policy.reminders:
-        due = link.created_at + after
-        if due < link.expires_at:
+        if link.created_at + after < link.expires_at:
             mark = str(int(after.total_seconds()))
-            await tx.follow_ups.schedule(link.id, FollowUpKind.REMINDER, mark, due)
-            due_times.append(due)
+            due.append((FollowUpKind.REMINDER, mark, link.created_at + after))
     if policy.expiry_warning is not None:
         warn_at = link.expires_at - policy.expiry_warning
         if warn_at > link.created_at:
-            await tx.follow_ups.schedule(link.id, FollowUpKind.EXPIRY_WARNING, "before", warn_at)
-            due_times.append(warn_at)
-        await tx.follow_ups.schedule(link.id, FollowUpKind.EXPIRED_OFFER, "at", link.expires_at)
-        due_times.append(link.expires_at)
-    return min(due_times, default=None)
+            due.append((FollowUpKind.EXPIRY_WARNING, "before", warn_at))
+        due.append((FollowUpKind.EXPIRED_OFFER, "at", link.expires_at))
+    await tx.follow_ups.schedule_all(link.id, due)
+    return min((due_at for _, _, due_at in due), default=None)
 
 
 async def schedule_after_failure(tx: Tx, link: Link, now: datetime, after: timedelta) -> None:

@@ -11,7 +11,7 @@ import secrets
 import struct
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import segno
@@ -288,9 +288,9 @@ class Invoices:
             refused = await self._refused(tx, link, audience)
             return refused or await self._send_invoices(tx, link, audience), None
         link = self._new_link(created, order, audience.issuer)
-        await tx.links.insert(link)
         poll_at = self._policy.next_poll(link, self._clock())
-        await tx.polls.schedule(link.id, poll_at)
+        link = replace(link, next_poll_at=poll_at)  # scheduled in its own INSERT
+        await tx.links.insert(link)
         follow_up_at = await schedule_for_new_link(tx, link, self._follow_ups)
         return await self._send_invoices(tx, link, audience), (poll_at, follow_up_at)
 

@@ -385,6 +385,10 @@ class FollowUpKind(StrEnum):
     EXPIRED_OFFER = "expired_offer"  # at the expiry: the same offer, once more
 
 
+# A follow-up to schedule: its kind, its mark and when it falls due (`FollowUps.schedule_all`).
+ScheduledFollowUp = tuple[FollowUpKind, str, datetime]
+
+
 @dataclass(frozen=True)
 class FollowUp:
     """One scheduled follow-up, as a worker claimed it. `mark` tells apart follow-ups of

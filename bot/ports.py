@@ -48,6 +48,7 @@ from bot.models import (
     MessageKind,
     Outgoing,
     QueuedMessage,
+    ScheduledFollowUp,
     Status,
     Subscription,
 )
@@ -376,6 +377,10 @@ class FollowUps(Protocol):
     async def schedule(self, link_id: str, kind: FollowUpKind, mark: str, due_at: datetime) -> bool:
         """Add the follow-up unless the link already has one of that kind and mark; True
         when this call added it."""
+
+    async def schedule_all(self, link_id: str, due: Sequence[ScheduledFollowUp]) -> int:
+        """`schedule` for each (kind, mark, due_at), at once (one statement where a
+        statement is a round trip); how many were added."""
 
     async def bring_forward(self, link_id: str, kind: FollowUpKind, at: datetime) -> int:
         """Make the link's follow-ups of that kind not done yet due by `at` at the latest

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
 
-from bot.models import FollowUp, FollowUpKind
+from bot.models import FollowUp, FollowUpKind, ScheduledFollowUp
 from storage.postgres import records
-from storage.postgres.statements import Statements
+from storage.postgres.statements import Statements, checked
 
 # SKIP LOCKED: two claimers at once take different rows, neither waits for the other.
 _CLAIM = """
@@ -20,6 +21,12 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING id, link_id, kind, mark, due_at
+"""
+_SCHEDULE_ALL = """
+INSERT INTO follow_ups (link_id, kind, mark, due_at)
+SELECT $1, kind, mark, due_at FROM unnest($2::text[], $3::text[], $4::timestamptz[])
+    AS due (kind, mark, due_at)
+ON CONFLICT (link_id, kind, mark) DO NOTHING
 """
 
 
@@ -39,6 +46,17 @@ class PostgresFollowUps:
             due_at,
         )
         return added == 1
+
+    async def schedule_all(self, link_id: str, due: Sequence[ScheduledFollowUp]) -> int:
+        if not due:
+            return 0
+        return await self._sql.change(
+            _SCHEDULE_ALL,
+            link_id,
+            [kind.value for kind, _, _ in due],
+            [mark for _, mark, _ in due],
+            list(checked(tuple(due_at for _, _, due_at in due))),  # aware times only
+        )
 
     async def bring_forward(self, link_id: str, kind: FollowUpKind, at: datetime) -> int:
         return await self._sql.change(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 
-from bot.models import FollowUp, FollowUpKind
+from bot.models import FollowUp, FollowUpKind, ScheduledFollowUp
 from storage.sqlite.rows import optional_time_from, time_from, time_text
 from storage.sqlite.statements import SqliteStatements
 
@@ -23,6 +24,13 @@ class SqliteFollowUps(SqliteStatements):
             (link_id, kind.value, mark, time_text(due_at)),
         )
         return added == 1
+
+    async def schedule_all(self, link_id: str, due: Sequence[ScheduledFollowUp]) -> int:
+        # One statement each: SQLite is in this process, with no round trip to save.
+        added = 0
+        for kind, mark, due_at in due:
+            added += await self.schedule(link_id, kind, mark, due_at)
+        return added
 
     async def bring_forward(self, link_id: str, kind: FollowUpKind, at: datetime) -> int:
         return await self._change(

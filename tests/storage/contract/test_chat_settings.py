@@ -52,3 +52,28 @@ async def test_a_moved_chat_keeps_its_language_unless_the_new_id_chose_one(store
     async with store.transaction() as tx:
         found = [await tx.chat_settings.language_of(c) for c in (ALICE, moved, chosen)]
     assert found == [None, "fr", "en"]
+
+
+async def test_within_one_transaction_a_language_read_follows_its_changes(store: Store) -> None:
+    moved = ChatRef("telegram", "-100500")
+    async with store.transaction() as tx:
+        before = await tx.chat_settings.language_of(ALICE)
+        await tx.chat_settings.set_language(ALICE, "fr")
+        chosen = await tx.chat_settings.language_of(ALICE)
+        await tx.chat_settings.move_chat(ALICE, moved)
+        after_move = [await tx.chat_settings.language_of(c) for c in (ALICE, moved)]
+        await tx.chat_settings.set_language(moved, "en")
+        again = await tx.chat_settings.language_of(moved)
+    assert (before, chosen, after_move, again) == (None, "fr", [None, "fr"], "en")
+
+
+async def test_a_language_another_store_chose_is_read_by_the_next_transaction(
+    open_store: OpenStore,
+) -> None:
+    one, another = await open_store(), await open_store()
+    async with one.transaction() as tx:
+        assert await tx.chat_settings.language_of(BOB) is None
+    async with another.transaction() as tx:
+        await tx.chat_settings.set_language(BOB, "fr")
+    async with one.transaction() as tx:
+        assert await tx.chat_settings.language_of(BOB) == "fr"

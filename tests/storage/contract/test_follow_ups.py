@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.models import FollowUp, FollowUpKind
 from bot.ports import Store
 from tests.storage.contract.support import OpenStore, a_link, at
@@ -48,6 +50,35 @@ async def test_each_follow_up_is_made_once_per_link_kind_and_mark(store: Store) 
         (REMINDER, "259200", at(20)),
         (WARNING, "86400", at(30)),
     ]
+
+
+async def test_schedule_all_adds_each_new_one_at_once_and_keeps_those_there(store: Store) -> None:
+    await with_links(store, "l1")
+    assert await schedule(store, "l1", REMINDER, "3600", 5)
+    async with store.transaction() as tx:
+        nothing = await tx.follow_ups.schedule_all("l1", [])
+        added = await tx.follow_ups.schedule_all(
+            "l1",
+            [(REMINDER, "3600", at(99)), (REMINDER, "86400", at(20)), (WARNING, "before", at(30))],
+        )
+        pending = await tx.follow_ups.pending_for("l1")
+    assert (nothing, added) == (0, 2)
+    assert [(f.kind, f.mark, f.due_at) for f in pending] == [
+        (REMINDER, "3600", at(5)),  # already there: kept as it was
+        (REMINDER, "86400", at(20)),
+        (WARNING, "before", at(30)),
+    ]
+
+
+async def test_schedule_all_refuses_a_naive_time(store: Store) -> None:
+    await with_links(store, "l1")
+    naive = at(10).replace(tzinfo=None)
+    with pytest.raises(ValueError, match="naive"):
+        async with store.transaction() as tx:
+            due = [(REMINDER, "60", at(5)), (REMINDER, "1", naive)]
+            await tx.follow_ups.schedule_all("l1", due)
+    async with store.transaction() as tx:
+        assert await tx.follow_ups.pending_for("l1") == []
 
 
 async def test_bring_forward_makes_a_kind_due_sooner_never_later(store: Store) -> None:
