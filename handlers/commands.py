@@ -48,6 +48,7 @@ MERCHANT_COMMANDS = frozenset({"invoice", "open", "cancel", "today", "export", "
 ASKS_CIMPLIFY = frozenset({"invoice", "status", "cancel", "renew"})
 # Counted by the command itself, in the transaction that looks for the order's link.
 _ASKS_COUNTED_WITHIN = frozenset({"invoice"})
+_ASKS_COUNTED_HERE = ASKS_CIMPLIFY - _ASKS_COUNTED_WITHIN  # in a transaction of their own
 CIMPLIFY_ASKS = 30  # a merchant's commands that reach Cimplify, a minute
 MINUTE = timedelta(minutes=1)
 # What a merchant types when they mean a phone number, right or wrong: "+233 24…", "024-…".
@@ -155,7 +156,7 @@ class Conversation:
         if stranger and not await self._stranger_answers.allow(command.chat):
             log.info("/%s from %s: answered this minute already", command.name, command.chat)
             return False
-        asks = command.is_merchant and command.name in ASKS_CIMPLIFY - _ASKS_COUNTED_WITHIN
+        asks = command.is_merchant and command.name in _ASKS_COUNTED_HERE
         # Keyed as a private chat's buttons are (`telegram:7001`): one budget for both.
         asker = issuer_id(command.chat.channel, command.sender)
         if asks and not await self._cimplify_asks.allow(asker):
