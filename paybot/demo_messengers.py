@@ -13,10 +13,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bot.invoices import qr_text
-from bot.models import MessageKind
+from bot.models import ExportFile, MessageKind
 from bot.outbox import Delivery
 
 _QR_GAP = "  "
+FILE_LINES = 6  # of a file sent to the chat (`/export`'s CSV): its header and five rows
 
 
 class PrintedChat:
@@ -36,7 +37,10 @@ class PrintedChat:
             # Telegram edits the invoice's caption in place; here that would repeat the
             # status message just printed, so the edit is kept (for --script) but not shown.
             return None
-        shown = self._message(message.text)
+        text = message.text
+        if delivery.attachment is not None:
+            text += "\n" + file_shown(delivery.attachment, self._width())
+        shown = self._message(text)
         if message.kind is MessageKind.INVOICE and delivery.link is not None:
             shown = self._invoice(delivery.link.url) + shown
         self._show(shown)
@@ -49,6 +53,21 @@ class PrintedChat:
 
     def _invoice(self, url: str) -> str:
         return qr_text(url)
+
+    def _width(self) -> int:
+        """The columns a line of a message has, after the chat's name or indent."""
+        return max(20, shutil.get_terminal_size().columns - len(self._indent))
+
+
+def file_shown(export: ExportFile, width: int) -> str:
+    """A file as the chat shows it: its name, then its first lines, each cut to `width`."""
+    lines = export.content.decode("utf-8-sig", errors="replace").splitlines()
+    shown = [f"[{export.filename}]"]
+    for line in lines[:FILE_LINES]:
+        shown.append(line if len(line) <= width else line[: width - 1] + "…")
+    if len(lines) > FILE_LINES:
+        shown.append(f"… and {len(lines) - FILE_LINES} more lines")
+    return "\n".join(shown)
 
 
 class MerchantChat(PrintedChat):

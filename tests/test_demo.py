@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.models import ExportFile
 from paybot.demo import CUSTOMER_STEP, WATCHED
+from paybot.demo_messengers import FILE_LINES, file_shown
 from sandbox import Sandbox, new_webhook_secret
 from tests.factories import NOW, make_link
 from tests.process import ENTRY, clean_env, start_paybot
@@ -129,6 +131,39 @@ def test_lines_piped_in_are_each_answered_before_the_end(tmp_path: Path) -> None
     assert "Pay here:" in done.stdout
     assert "paybot › Order 1001 (Kofi's Kitchen): Pending" in done.stdout
     assert "you › " not in done.stdout  # no prompt without a terminal
+
+
+def test_export_shows_the_file_it_sends_its_name_and_first_lines(tmp_path: Path) -> None:
+    done = subprocess.run(  # noqa: S603 - fixed arguments, this test's own
+        [sys.executable, "-c", ENTRY, "demo"],
+        input="/invoice 1001\n/invoice 2001\n/export\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=tmp_path,
+        env=clean_env(tmp_path, COLUMNS="60"),
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    shown = done.stdout.split("2 links, in a CSV file for a spreadsheet.\n", 1)[1].split("\n")
+    assert re.fullmatch(r" {9}\[paybot-links-[0-9-]+-to-[0-9-]+\.csv\]", shown[0])
+    assert [line.strip()[:32] for line in shown[1:4]] == [
+        "order_id,business,currency,total",
+        "1001,Kofi's Kitchen,GHS,75.00,pe",
+        "2001,Mama Put Lagos,NGN,10000.00",
+    ]
+    assert [len(line) for line in shown[1:4]] == [60, 60, 60]  # cut to the terminal
+    assert all(line.endswith("…") for line in shown[1:4])
+    assert shown[4] == ""  # the file's two rows, and nothing more
+
+
+def test_a_long_file_shows_its_first_lines_and_counts_the_rest() -> None:
+    rows = ["order_id,total", *(f"{1000 + n},75.00" for n in range(8))]
+    content = ("\ufeff" + "\r\n".join(rows) + "\r\n").encode()
+    export = ExportFile("x", "links.csv", content, NOW, NOW + timedelta(days=1))
+    shown = file_shown(export, width=12).split("\n")
+    assert shown == ["[links.csv]", "order_id,to…", *rows[1:FILE_LINES], "… and 3 more lines"]
 
 
 async def test_the_demo_sees_processing_however_long_ago_the_link_was_made() -> None:
