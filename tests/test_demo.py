@@ -115,38 +115,33 @@ def test_the_script_plays_a_customer_too_and_ignores_settings_it_does_not_use(
     assert demo.lines["stdout"][-1] == "demo: the whole conversation played as expected."
 
 
-def test_lines_piped_in_are_each_answered_before_the_end(tmp_path: Path) -> None:
+def piped_demo(tmp_path: Path, lines: str, **env: str) -> str:
+    """What `paybot demo` prints with `lines` piped in (no terminal); it must end with 0."""
     done = subprocess.run(  # noqa: S603 - fixed arguments, this test's own
         [sys.executable, "-c", ENTRY, "demo"],
-        input="/invoice 1001\n/status 1001\n",
+        input=lines,
         capture_output=True,
         text=True,
         encoding="utf-8",
         cwd=tmp_path,
-        env=clean_env(tmp_path),
+        env=clean_env(tmp_path, **env),
         timeout=30,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "Pay here:" in done.stdout
-    assert "paybot › Order 1001 (Kofi's Kitchen): Pending" in done.stdout
-    assert "you › " not in done.stdout  # no prompt without a terminal
+    return done.stdout
+
+
+def test_lines_piped_in_are_each_answered_before_the_end(tmp_path: Path) -> None:
+    printed = piped_demo(tmp_path, "/invoice 1001\n/status 1001\n")
+    assert "Pay here:" in printed
+    assert "paybot › Order 1001 (Kofi's Kitchen): Pending" in printed
+    assert "you › " not in printed  # no prompt without a terminal
 
 
 def test_export_shows_the_file_it_sends_its_name_and_first_lines(tmp_path: Path) -> None:
-    done = subprocess.run(  # noqa: S603 - fixed arguments, this test's own
-        [sys.executable, "-c", ENTRY, "demo"],
-        input="/invoice 1001\n/invoice 2001\n/export\n",
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        cwd=tmp_path,
-        env=clean_env(tmp_path, COLUMNS="60"),
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    shown = done.stdout.split("2 links, in a CSV file for a spreadsheet.\n", 1)[1].split("\n")
+    printed = piped_demo(tmp_path, "/invoice 1001\n/invoice 2001\n/export\n", COLUMNS="60")
+    shown = printed.split("2 links, in a CSV file for a spreadsheet.\n", 1)[1].split("\n")
     assert re.fullmatch(r" {9}\[paybot-links-[0-9-]+-to-[0-9-]+\.csv\]", shown[0])
     assert [line.strip()[:32] for line in shown[1:4]] == [
         "order_id,business,currency,total",
