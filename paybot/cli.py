@@ -57,16 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     return _run_async(lambda: _sandbox(settings, args.port))
 
 
-def _freeze_what_started() -> None:
-    """What starting made (modules, python-telegram-bot's and babel's tables, the
-    pools) lives as long as the process: frozen, the collector's passes no longer walk
-    it each time the objects a message makes and drops call for one."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-
-
 def _run_async(command: Callable[[], Awaitable[int]]) -> int:
     import asyncio
 
@@ -174,7 +164,6 @@ async def _run(settings: Settings) -> int:
                 await starting
         else:
             starting.result()  # raises why it could not start
-            _freeze_what_started()
             await signalled
     finally:
         signalled.cancel()
