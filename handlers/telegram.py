@@ -13,6 +13,7 @@ import ipaddress
 import json
 import logging
 import os
+from contextvars import ContextVar
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -47,6 +48,7 @@ from bot.errors import (
     ChatMoved,
     PermanentDelivery,
     RetryLater,
+    StoreError,
     TransientDelivery,
 )
 from bot.follow_up_messages import RENEW_ACTION
@@ -77,6 +79,10 @@ COMMANDS = (
     "export",
     "lang",
 )
+# The store's failures while the update in hand was handled. PTB logs and drops what a
+# handler raises; these are taken from it and raised to the inbox instead, which keeps
+# the update and handles it again once the store works (a lost command otherwise).
+_STORE_FAILURES: ContextVar[list[StoreError] | None] = ContextVar("store_failures", default=None)
 
 
 class TelegramChannel:
@@ -105,6 +111,7 @@ class TelegramChannel:
         self.app.add_handler(MessageHandler(filters.COMMAND, self._on_command))
         self.app.add_handler(CallbackQueryHandler(self._on_button, pattern=r"^refresh:"))
         self.app.add_handler(CallbackQueryHandler(self._on_renew, pattern=f"^{RENEW_ACTION}"))
+        self.app.add_error_handler(_on_error)
         self.polling = UpdatePolling(self.app.bot, store_batch) if webhook is None else None
         self.webhook = (
             None if webhook is None else UpdateWebhook(self.app.bot, webhook, ALLOWED_UPDATES)
@@ -166,8 +173,16 @@ class TelegramChannel:
             raise ValueError(f"not an update: {type(error).__name__}") from None
 
     async def handle_update(self, item: InboxItem) -> None:
-        """The inbox's handler for a stored update. Handlers' own errors stay inside PTB."""
-        await self.app.process_update(self._update(json.loads(item.entry.body)))
+        """The inbox's handler for a stored update. Raises the StoreError that cut its
+        handling short; handlers' other errors are logged and stay inside PTB."""
+        failures: list[StoreError] = []
+        reset = _STORE_FAILURES.set(failures)
+        try:
+            await self.app.process_update(self._update(json.loads(item.entry.body)))
+        finally:
+            _STORE_FAILURES.reset(reset)
+        if failures:
+            raise failures[0]
 
     def _update(self, data: object) -> Update:
         update = Update.de_json(data, self.app.bot)  # type: ignore[arg-type]
@@ -217,6 +232,16 @@ class TelegramChannel:
         is_merchant = query.from_user.id in self._merchants
         answer = await self._conversation.renew_button(chat, link_id, is_merchant)
         await query.answer(answer[:200])
+
+
+async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """PTB's error handler: a StoreError goes back to `handle_update`; anything else is
+    logged as the bug it is."""
+    failures, error = _STORE_FAILURES.get(), context.error
+    if isinstance(error, StoreError) and failures is not None:
+        failures.append(error)
+        return
+    log.error("telegram: handling an update failed", exc_info=error)
 
 
 def _menu(voice: Voice) -> list[BotCommand]:
