@@ -17,7 +17,9 @@ holder died returns when its lease ends (a live holder prolongs its claims as a
 heartbeat), so any process may finish what another started. An entry whose
 handler keeps failing is set aside after `max_attempts`, with a log line, and its
 lane moves on. A crash after handling and before the mark handles an
-entry twice; handlers are written so that a repeat says nothing new.
+entry twice; handlers are written so that a repeat says nothing new, and where
+they answer in one last transaction (a Cimplify event, an /invoice) they mark the
+entry finished in it, which closes that window.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,6 +46,43 @@ Handler = Callable[[InboxItem], Awaitable[object]]
 FINISHED = "finished"
 IDLE_WAIT = 5.0  # seconds: look again now and then, for work another process stored
 STORE_RETRY = timedelta(seconds=1)  # after the store failed a handler
+
+
+@dataclass
+class _InHand:
+    """The entry a handler's task is handling; `finished` once a transaction of the
+    handler's has committed its mark (`finish_within`)."""
+
+    seq: int
+    finished: bool = False
+
+
+# Set by the worker in each handler's own task, so that code deep in a handler (behind
+# python-telegram-bot's dispatch, say) can finish the entry without being handed it.
+_IN_HAND: ContextVar[_InHand | None] = ContextVar("inbox_in_hand", default=None)
+
+
+async def finish_within(tx: Tx, at: datetime) -> Callable[[], None]:
+    """Mark the entry this task is handling finished, in `tx`: the transaction that
+    queues its answer, when nothing follows it. A crash then cannot come between the
+    answer and the mark (the entry handled again, answered twice), and the worker
+    spends no transaction on the mark. Call what it returns once `tx` has committed;
+    until then the worker still marks the entry itself. Outside a handler: nothing."""
+    in_hand = _IN_HAND.get()
+    if in_hand is None:
+        return _nothing
+    await tx.inbox.finish(in_hand.seq, at)
+
+    def committed() -> None:
+        in_hand.finished = True
+
+    return committed
+
+
+def _nothing() -> None:
+    return None
+
+
 # Lanes named after a chat (handlers/telegram_polling.py, handlers/whatsapp.py): the chat
 # is what a log line of their handling names.
 CHAT_LANES = frozenset({"telegram", "whatsapp"})
@@ -317,6 +357,8 @@ class InboxWorker:
 
     async def _handle_in_context(self, item: InboxItem) -> None:
         handler = self._handlers.get(item.entry.kind)
+        in_hand = _InHand(item.seq)
+        _IN_HAND.set(in_hand)  # this task's own context: each entry has a task of its own
         try:
             if handler is None:
                 raise LookupError(f"no handler for inbox entries of kind {item.entry.kind!r}")
@@ -329,7 +371,7 @@ class InboxWorker:
             )
             await self._record(self._retry, item, error, "its handler failed")
         else:
-            if outcome != FINISHED:
+            if outcome != FINISHED and not in_hand.finished:
                 await self._record(self._finish, item, None, "")
 
     async def _record(

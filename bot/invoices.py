@@ -23,6 +23,7 @@ from bot.deliveries import tell_merchants
 from bot.errors import StoreError
 from bot.follow_ups import FollowUpPolicy, schedule_for_new_link
 from bot.i18n import ENGLISH_VOICES, Voices, Words
+from bot.inbox import finish_within
 from bot.models import (
     ChatRef,
     CreatedLink,
@@ -151,17 +152,21 @@ class Invoices:
         customer: ChatRef | None = None,
         issuer: Merchant | None = None,
         gate: AskGate | None = None,
+        finishes_input: bool = False,
     ) -> bool:
         """Answer `chat` with the order's live link, creating one if needed; send the
         customer their copy too, when one is named. A new link is `issuer`'s; a cashier
         is refused another merchant's link (bot/access.py). False when `gate` refused
-        the ask (its words are queued instead).
+        the ask (its words are queued instead). `finishes_input`: nothing follows the
+        answer in the command's handling, so the transaction that queues it marks the
+        inbox entry finished too (bot/inbox.py's `finish_within`).
 
         Raises InvalidOrderId before anything else, and CimplifyError when
         Cimplify refuses or does not answer; the answer is queued otherwise.
         """
         order_id = parse_order_id(order_id)
-        return await self._issue(order_id, _Audience(chat, customer, issuer), gate)
+        audience = _Audience(chat, customer, issuer, finishes_input=finishes_input)
+        return await self._issue(order_id, audience, gate)
 
     async def renew(self, order_id: str, chat: ChatRef, issuer: Merchant | None = None) -> None:
         """`renew <order_id>`, the New link button: a new link for an order whose link
@@ -229,6 +234,8 @@ class Invoices:
             if answered is None:
                 now = self._clock()
                 claimed = await tx.links.claim_order(order_id, claimant, now, now + self._lease)
+            else:
+                answered = await self._finishing(tx, answered, audience)
         if answered is not None:
             answered()
             return refusal is None
@@ -270,9 +277,23 @@ class Invoices:
         async with self._store.transaction() as tx:
             await tx.links.release_order(order_id, claimant)
             after, scheduled = await self._store_link(tx, created, order, audience)
+            after = await self._finishing(tx, after, audience)
         after()
         if scheduled is not None:
             self._on_scheduled(*scheduled)
+
+    async def _finishing(self, tx: Tx, after: AfterCommit, audience: _Audience) -> AfterCommit:
+        """`after`, and with `audience.finishes_input` the inbox entry marked finished in
+        `tx`, the answer's transaction."""
+        if not audience.finishes_input:
+            return after
+        finished = await finish_within(tx, self._clock())
+
+        def committed() -> None:
+            finished()
+            after()
+
+        return committed
 
     async def _store_link(
         self, tx: Tx, created: CreatedLink, order: Order, audience: _Audience
@@ -409,6 +430,7 @@ class _Audience:
     customer: ChatRef | None
     issuer: Merchant | None = None  # who asked, as a merchant; None: not by a command
     renewing: str | None = None  # the expired link whose chats all get the new one
+    finishes_input: bool = False  # the answer is the last of its command's handling
 
 
 async def _to_old_chats(tx: Tx, link: Link, old_id: str) -> list[Subscription]:

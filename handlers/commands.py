@@ -281,7 +281,9 @@ class Conversation:
             return
         customer = self._customer(number) if number else None
         gate = self._asks_gate(command)
-        await self._invoices.issue(order_id, command.chat, customer, command.merchant, gate)
+        await self._invoices.issue(
+            order_id, command.chat, customer, command.merchant, gate, finishes_input=True
+        )
 
     def _customer(self, number: str) -> ChatRef:
         if not self._reach.whatsapp:

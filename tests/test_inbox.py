@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from bot.errors import StoreRejected
-from bot.inbox import InboxWorker, Intake, Leases
+from bot.inbox import InboxWorker, Intake, Leases, finish_within
 from bot.models import InboxEntry, InboxItem
 from bot.ports import Store, Tx
 from storage import is_postgres, store_for
@@ -266,6 +266,73 @@ async def test_a_lone_entry_costs_its_store_and_its_finish_and_no_look(store: St
         await wait_until(lambda: unfinished(store), lambda n: n == 0)
         await asyncio.sleep(0.2)  # a look after the finish, had one come, would be begun
         assert counting.begun - before == 2  # stored (and claimed), then finished
+
+
+class Answering:
+    """A handler that marks its entry finished in its answer's own transaction, as an
+    /invoice does; with `fail_after`, it then fails, as a process that died right after
+    that commit would leave it."""
+
+    def __init__(self, store: Store, clock: Clock, fail_after: bool = False) -> None:
+        self.store, self.clock, self.fail_after = store, clock, fail_after
+        self.started: list[str] = []
+
+    async def __call__(self, item: InboxItem) -> None:
+        self.started.append(item.entry.source_id)
+        async with self.store.transaction() as tx:  # the handler's own: not counted
+            committed = await finish_within(tx, self.clock())
+        committed()
+        if self.fail_after:
+            raise RuntimeError("gone right after the answer")
+
+
+async def test_an_entry_finished_in_its_answers_transaction_costs_the_worker_no_mark(
+    store: Store, database: str
+) -> None:
+    clock, counting = Clock(), Counting(store)
+    answering = Answering(store, clock)
+    inbox = InboxWorker(counting, clock, "worker-1", {KIND: answering}, leases=LONG)  # type: ignore[arg-type]
+    intake = Intake(counting, clock, lambda: None)  # type: ignore[arg-type]
+    intake.hand_over_to(inbox)
+    async with running(inbox):
+        await wait_until(lambda: _value(counting.begun), lambda begun: begun == 1)  # first look
+        assert await intake.store(entry("answered"))
+        await wait_until(lambda: unfinished(store), lambda n: n == 0)
+        await asyncio.sleep(0.2)  # a mark of the worker's, had one come, would be begun
+
+    assert answering.started == ["answered"]
+    assert counting.begun == 2  # its first look, then the store (and claim): no mark
+    assert (await row(database, "answered"))["finished_at"] == clock()
+
+
+async def test_a_handler_gone_after_its_answers_transaction_is_not_handled_again(
+    store: Store, database: str
+) -> None:
+    clock = Clock()
+    answering = Answering(store, clock, fail_after=True)
+    await record(store, entry("answered"))
+    async with running(worker(store, clock, answering)) as inbox:  # type: ignore[arg-type]
+        await wait_until(lambda: unfinished(store), lambda n: n == 0)
+        clock.advance(timedelta(minutes=5))  # past any backoff
+        inbox.wake()
+        await asyncio.sleep(0.2)  # a second handling, had one come, would have started
+
+    assert answering.started == ["answered"]
+    done = await row(database, "answered")
+    assert done["finished_at"] == clock() - timedelta(minutes=5)  # the answer's own mark
+    assert done["last_error"] is None and done["attempts"] == 1  # the failure changed nothing
+
+
+async def test_outside_a_handler_finish_within_marks_nothing(store: Store, database: str) -> None:
+    await record(store, entry("waiting"))
+    async with store.transaction() as tx:
+        committed = await finish_within(tx, Clock()())
+    committed()
+    assert (await row(database, "waiting"))["finished_at"] is None
+
+
+async def _value(value: int) -> int:
+    return value
 
 
 async def test_an_entry_stored_behind_one_in_hand_goes_as_soon_as_that_one_finishes(
