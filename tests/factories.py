@@ -8,6 +8,27 @@ from decimal import Decimal
 from bot.models import LineItem, Link, Money, Status
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+# Cimplify's answers for order 1001 as its API gives them (CONTRACT §1): the link it
+# made, and the order's summary.
+TOKEN = "plt_8fK2abcdef"
+CREATED_LINK = {
+    "token": TOKEN,
+    "url": "https://pay.cimplify.test/p/plt_8fK2abcdef",
+    "expires_at": "2026-11-30T12:00:00Z",
+}
+ORDER_SUMMARY = {
+    "token": TOKEN,
+    "order_id": "1001",
+    "business_name": "Kofi's Kitchen",
+    "currency": "GHS",
+    "total": "75.00",
+    "status": "pending",
+    "expires_at": "2026-11-30T14:00:00+02:00",
+    "line_items": [
+        {"name": "Jollof rice", "quantity": 2, "unit_price": "30.00", "total": "60.00"},
+        {"name": "Sobolo", "quantity": 1, "unit_price": "15.00", "total": "15.00"},
+    ],
+}
 
 
 def make_link(

@@ -28,29 +28,11 @@ from bot.errors import (
     OrderNotPayable,
 )
 from bot.models import LineItem, Money, Status
+from tests.factories import CREATED_LINK, ORDER_SUMMARY, TOKEN
 
 BASE = "http://cimplify.test"
 SECRET = "sk_test_s3cr3t-value"
-TOKEN = "plt_8fK2abcdef"
-
-LINK = {
-    "token": TOKEN,
-    "url": "https://pay.cimplify.test/p/plt_8fK2abcdef",
-    "expires_at": "2026-11-30T12:00:00Z",
-}
-SUMMARY = {
-    "token": TOKEN,
-    "order_id": "1001",
-    "business_name": "Kofi's Kitchen",
-    "currency": "GHS",
-    "total": "75.00",
-    "status": "pending",
-    "expires_at": "2026-11-30T14:00:00+02:00",
-    "line_items": [
-        {"name": "Jollof rice", "quantity": 2, "unit_price": "30.00", "total": "60.00"},
-        {"name": "Sobolo", "quantity": 1, "unit_price": "15.00", "total": "15.00"},
-    ],
-}
+LINK, SUMMARY = CREATED_LINK, ORDER_SUMMARY
 STATUS = {"status": "paid", "updated_at": "2026-11-23T10:15:00Z", "reference": "MOMO-77812"}
 
 Reply = httpx.Response | Exception

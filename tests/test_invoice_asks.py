@@ -21,23 +21,10 @@ from bot.ports import Tx
 from bot.tracking import PollPolicy
 from storage.sqlite import SqliteStore
 from tests.counted_store import Counted
-from tests.factories import NOW
+from tests.factories import CREATED_LINK, NOW, ORDER_SUMMARY
 
 MERCHANT = ChatRef("telegram", "7001")
 REFUSED = "past your asks"
-LINK = {"token": "plt_asks01", "url": "https://pay.cimplify.test/p/plt_asks01"}
-ORDER = {
-    "token": "plt_asks01",
-    "order_id": "1001",
-    "business_name": "Kofi's Kitchen",
-    "currency": "GHS",
-    "total": "75.00",
-    "status": "pending",
-    "line_items": [
-        {"name": "Jollof rice", "quantity": 2, "unit_price": "30.00", "total": "60.00"},
-        {"name": "Sobolo", "quantity": 1, "unit_price": "15.00", "total": "15.00"},
-    ],
-}
 
 
 class Clock:
@@ -54,7 +41,7 @@ def cimplify(asked: list[str]) -> httpx.MockTransport:
 
     def answer(request: httpx.Request) -> httpx.Response:
         asked.append(request.url.path)
-        body = {**LINK, "expires_at": expires} if request.method == "POST" else ORDER
+        body = CREATED_LINK if request.method == "POST" else ORDER_SUMMARY
         return httpx.Response(200, content=json.dumps({**body, "expires_at": expires}))
 
     return httpx.MockTransport(answer)
