@@ -5,8 +5,8 @@ queues its answer (PostgreSQL stamps each row with the transaction that last wro
 it), so no crash can come between the two. And PostgreSQL ends a transaction with a
 deadlock or a serialization failure when concurrent work collides, expecting the
 client to try again: a command whose transaction it ends is not lost, but handled
-again once the store works, and the chat gets one answer. A trigger makes PostgreSQL
-end the first claim on an order, from outside paybot, as a real collision would.
+again once the store works; the chat gets one answer, with one link. A trigger
+makes PostgreSQL end a transaction, from outside paybot, as a real collision would.
 """
 
 from __future__ import annotations
@@ -16,39 +16,45 @@ import pytest
 
 from tests.harness import World
 
-# Makes PostgreSQL fail the first claim on an order as a deadlock would (SQLSTATE
-# 40P01); a sequence counts the claims, since it moves even in a transaction that fails.
+# Makes PostgreSQL fail the first write to a table as a deadlock would (SQLSTATE
+# 40P01); a sequence counts the writes tried, since it moves even in a transaction
+# that fails. `table` is one of this file's own constants.
 ONE_DEADLOCK = """
-CREATE SEQUENCE claims_tried;
-CREATE FUNCTION first_claim_deadlocks() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE SEQUENCE writes_tried;
+CREATE FUNCTION first_write_deadlocks() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF nextval('claims_tried') = 1 THEN
+    IF nextval('writes_tried') = 1 THEN
         RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01';
     END IF;
     RETURN NEW;
 END $$;
-CREATE TRIGGER first_claim_deadlocks BEFORE INSERT OR UPDATE ON order_claims
-    FOR EACH ROW EXECUTE FUNCTION first_claim_deadlocks();
+CREATE TRIGGER first_write_deadlocks BEFORE INSERT OR UPDATE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION first_write_deadlocks();
 """
 
 
+# The order's claim is written before Cimplify is asked; the link, after it answered.
+@pytest.mark.parametrize("table", ["order_claims", "links"])
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)  # tests/conftest.py
-async def test_a_command_whose_transaction_postgres_ends_is_answered_once_after(
-    world: World, database: str
+async def test_an_invoice_whose_transaction_postgres_ends_is_answered_once_with_one_link(
+    world: World, database: str, table: str
 ) -> None:
     admin = await asyncpg.connect(database)
     try:
-        await admin.execute(ONE_DEADLOCK)
+        await admin.execute(ONE_DEADLOCK.format(table=table))
         world.say("/invoice 1001")
         await world.wait_message("Pay here", timeout=10)
         await world.wait_idle()
-        claims = await admin.fetchval("SELECT last_value FROM claims_tried")
+        tried = await admin.fetchval("SELECT last_value FROM writes_tried")
     finally:
         await admin.close()
 
-    assert claims >= 2  # the deadlock happened, and a later claim went through
+    assert tried >= 2  # the deadlock happened, and a later write went through
     assert len(world.photos()) == 1
-    assert len(world.sandbox.ledger.links_of("1001")) == 1
+    # Asked again, Cimplify answered with the order's live link (200, not 201).
+    made = world.sandbox.ledger.links_of("1001")
+    assert len(made) == 1
+    assert (await world.link_for("1001")).token == made[0].token
 
 
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)
