@@ -10,6 +10,7 @@ import functools
 import logging
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +27,7 @@ from bot.errors import (
 )
 from bot.follow_ups import FollowUps
 from bot.i18n import ENGLISH_VOICES, LANGUAGES, Voice, Voices, Words
+from bot.inbox import finish_within
 from bot.invoices import AskGate, Invoices
 from bot.limits import SharedLimit
 from bot.models import (
@@ -53,6 +55,11 @@ CIMPLIFY_ASKS = 30  # a merchant's commands that reach Cimplify, a minute
 MINUTE = timedelta(minutes=1)
 # What a merchant types when they mean a phone number, right or wrong: "+233 24…", "024-…".
 _NUMBER_LIKE = re.compile(r"\+?[0-9][0-9 ().-]*")
+
+
+# An answer a command says, kept until its handling is done (`Conversation.handle`).
+_Answer = tuple[ChatRef, Words]
+_ANSWERS: ContextVar[list[_Answer] | None] = ContextVar("command_answers", default=None)
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,22 @@ class Conversation:
         self._cimplify_asks = SharedLimit(store, "asks", CIMPLIFY_ASKS, MINUTE, clock)
 
     async def handle(self, command: Command) -> None:
-        """Answer one command. Never raises for anything a sender can type."""
+        """Answer one command. Never raises for anything a sender can type.
+
+        What it says (`say`) is queued once it is done, in one transaction that also
+        marks its inbox entry handled (bot/inbox.py's `finish_within`): a crash before
+        that commit leaves the command to be handled again, and after it nothing is
+        left to repeat. A StoreError on the way queues nothing: the inbox tries again.
+        """
+        answers: list[_Answer] = []
+        reset = _ANSWERS.set(answers)
+        try:
+            await self._handle(command)
+        finally:
+            _ANSWERS.reset(reset)
+        await self._queue(answers, finishing=True)
+
+    async def _handle(self, command: Command) -> None:
         if not await self._within_limits(command):
             return
         if _merchants_only(command) and not command.is_merchant:
@@ -180,17 +202,29 @@ class Conversation:
         async with self._store.transaction() as tx:
             return bool(await tx.links.subscribed_by(chat))
 
-    async def reply(self, chat: ChatRef, text: str) -> None:
-        """Queue text already said in the chat's voice (`say` finds the voice itself)."""
-        async with self._store.transaction() as tx:
-            await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], self._clock())
-        self._on_queued()
-
     async def say(self, chat: ChatRef, words: Words) -> None:
-        """Queue `words` in the chat's own language, read in the same transaction."""
+        """Say `words` in the chat's own language, read in the transaction that queues
+        them: the one that ends the command's handling, or at once outside `handle`."""
+        answers = _ANSWERS.get()
+        if answers is None:
+            await self._queue([(chat, words)], finishing=False)
+        else:
+            answers.append((chat, words))
+
+    async def _queue(self, answers: list[_Answer], finishing: bool) -> None:
+        """Queue the answers; `finishing`: they end the command's handling, so the same
+        transaction marks its inbox entry handled."""
+        if not answers:
+            return
+        now = self._clock()
         async with self._store.transaction() as tx:
-            text = words(await self._voices.of(tx, chat))
-            await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], self._clock())
+            messages = [
+                Outgoing(chat, MessageKind.TEXT, words(await self._voices.of(tx, chat)))
+                for chat, words in answers
+            ]
+            await tx.outbox.enqueue(messages, now)
+            finished = await finish_within(tx, now) if finishing else (lambda: None)
+        finished()
         self._on_queued()
 
     @property
@@ -241,21 +275,16 @@ class Conversation:
 
     async def _remind(self, command: Command) -> None:
         if len(command.args) != 1 or self._follow_ups is None:
-            await self._usage(command.chat, render_follow_up.remind_usage)
+            await self.say(command.chat, render_follow_up.remind_usage)
             return
         order_id = parse_order_id(command.args[0])
         await self._follow_ups.remind_now(order_id, command.chat, command.merchant)
 
     async def _renew(self, command: Command) -> None:
         if len(command.args) != 1:
-            await self._usage(command.chat, render_follow_up.renew_usage)
+            await self.say(command.chat, render_follow_up.renew_usage)
             return
         await self._invoices.renew(command.args[0], command.chat, command.merchant)
-
-    async def _usage(self, chat: ChatRef, words: Callable[[Voice], str]) -> None:
-        async with self._store.transaction() as tx:
-            voice = await self._voices.of(tx, chat)
-        await self.reply(chat, words(voice))
 
     async def _invoice(self, command: Command) -> None:
         if not command.args:
@@ -350,9 +379,7 @@ class Conversation:
 
     async def _refuse(self, command: Command, order_id: str) -> None:
         """Another merchant's order, to a cashier: nothing of it is said."""
-        async with self._store.transaction() as tx:
-            voice = await self._voices.of(tx, command.chat)
-        await self.reply(command.chat, render_access.not_yours(voice, order_id))
+        await self.say(command.chat, lambda voice: render_access.not_yours(voice, order_id))
 
     async def _cancel(self, command: Command) -> None:
         merchant = command.merchant
@@ -360,9 +387,7 @@ class Conversation:
             await self._unknown(command)
             return
         if len(command.args) != 1:
-            async with self._store.transaction() as tx:
-                voice = await self._voices.of(tx, command.chat)
-            await self.reply(command.chat, render_access.cancel_usage(voice))
+            await self.say(command.chat, render_access.cancel_usage)
             return
         await self._cancelling.cancel(command.args[0], command.chat, merchant)
 
@@ -412,10 +437,13 @@ class Conversation:
         if chosen not in LANGUAGES:
             await self.say(command.chat, render.language_usage)
             return
+        now = self._clock()
         async with self._store.transaction() as tx:
             await tx.chat_settings.set_language(command.chat, chosen)
             text = render.language_set(await self._voices.of(tx, command.chat))
-            await tx.outbox.enqueue([Outgoing(command.chat, MessageKind.TEXT, text)], self._clock())
+            await tx.outbox.enqueue([Outgoing(command.chat, MessageKind.TEXT, text)], now)
+            finished = await finish_within(tx, now)  # its answer is its last word
+        finished()
         self._on_queued()
 
 

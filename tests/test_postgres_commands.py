@@ -1,13 +1,13 @@
 """A Telegram command's transactions, as PostgreSQL itself records them.
 
-The update that carried an /invoice is marked handled in the very transaction that
-queues its answer (PostgreSQL stamps each row with the transaction that last wrote
-it), so no crash can come between the two. And PostgreSQL ends a transaction with a
-deadlock or a serialization failure when concurrent work collides, expecting the
-client to try again: a command whose transaction it ends is not lost, but handled
-again once the store works; the chat gets one answer, with one link. A trigger
-makes PostgreSQL end a transaction, from outside paybot, as a real collision would.
-"""
+The update that carried an /invoice, or a command answered in words, is marked
+handled in the very transaction that queues its answer (PostgreSQL stamps each row
+with the transaction that last wrote it), so no crash can come between the two.
+And PostgreSQL ends a transaction with a deadlock or a serialization failure when
+concurrent work collides, expecting the client to try again: a command whose
+transaction it ends is not lost, but handled again once the store works; the chat
+gets one answer, with one link. A trigger makes PostgreSQL end a transaction, from
+outside paybot, as a real collision would."""
 
 from __future__ import annotations
 
@@ -82,3 +82,40 @@ async def test_an_invoice_is_marked_handled_in_the_transaction_that_queues_its_p
         await admin.close()
     assert len(stored) == 1  # one transaction stored the link and its follow-ups
     assert [row["tx"] for row in handled] == [stored[0]["tx"], asked]
+
+
+# Notes each answer queued, in a table of its own that nothing rewrites: its rows'
+# xmin is the transaction that queued the answer (sending rewrites the outbox row).
+NOTE_QUEUED = """
+CREATE TABLE queued (id bigint);
+CREATE FUNCTION note_queued() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO queued VALUES (NEW.id);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER note_queued AFTER INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION note_queued();
+"""
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_command_that_says_its_answer_is_marked_handled_in_the_same_transaction(
+    world: World, database: str
+) -> None:
+    admin = await asyncpg.connect(database)
+    try:
+        await admin.execute(NOTE_QUEUED)
+        world.say("/help")
+        await world.wait_message("/invoice")
+        world.say("/cancel")  # its usage line
+        await world.wait_message("Type /cancel")
+        world.say("/lang fr")  # the language set, and said in it, in one transaction
+        await world.fake.wait_for(lambda: len(world.texts()) == 3)
+        await world.wait_idle()
+        handled = await admin.fetch(
+            "SELECT xmin::text AS tx FROM inbox WHERE source = 'telegram' ORDER BY seq"
+        )
+        queued = await admin.fetch("SELECT xmin::text AS tx FROM queued ORDER BY id")
+    finally:
+        await admin.close()
+    assert [row["tx"] for row in handled] == [row["tx"] for row in queued]
+    assert len(handled) == 3
