@@ -18,8 +18,8 @@ heartbeat), so any process may finish what another started. An entry whose
 handler keeps failing is set aside after `max_attempts`, with a log line, and its
 lane moves on. A crash after handling and before the mark handles an
 entry twice; handlers are written so that a repeat says nothing new, and where
-they answer in one last transaction (a Cimplify event, an /invoice) they mark the
-entry finished in it, which closes that window.
+they answer in one last transaction (a Cimplify event, an /invoice, a command
+answered in words) they mark the entry finished in it, which closes that window.
 """
 
 from __future__ import annotations
