@@ -18,6 +18,7 @@ from bot.access import Merchant, may_see
 from bot.cimplify import CimplifyClient
 from bot.errors import CimplifyUnavailable, OrderAlreadyPaid, OrderNotFound
 from bot.i18n import Voice, Voices
+from bot.inbox import finish_within
 from bot.models import ChatRef, Link, MessageKind, Outgoing, Status, parse_order_id
 from bot.payments import move
 from bot.ports import Store, Tx
@@ -42,16 +43,23 @@ class Cancelling:
         self._on_queued = on_queued
         self._voices = voices
 
-    async def cancel(self, order_id: str, chat: ChatRef, merchant: Merchant) -> None:
+    async def cancel(
+        self, order_id: str, chat: ChatRef, merchant: Merchant, finishes_input: bool = False
+    ) -> None:
         """Cancel the order for `merchant`, answering `chat`. Raises InvalidOrderId before
-        anything else, and the CimplifyErrors it has no answer of its own for."""
+        anything else, and the CimplifyErrors it has no answer of its own for.
+        `finishes_input`: nothing follows in the command's handling, so the answer's
+        transaction marks its inbox entry handled (bot/inbox.py)."""
         order_id = parse_order_id(order_id)
         async with self._store.transaction() as tx:
             link = await tx.links.latest_for_order(order_id)
             refusal = _refusal(link, merchant)
             if refusal is not None:
                 await self._answer(tx, chat, refusal, order_id)
+            last = finishes_input and refusal is not None  # else Cimplify is asked next
+            finished = await finish_within(tx, self._clock(), last=last)
         if refusal is not None or link is None:  # no link is always refused
+            finished()
             self._on_queued()
             return
         failure = await self._cancel_upstream(order_id)
@@ -60,6 +68,8 @@ class Cancelling:
                 await self._answer(tx, chat, failure, order_id)
             else:
                 await self._cancel_here(tx, link, chat)
+            finished = await finish_within(tx, self._clock(), last=finishes_input)
+        finished()
         self._on_queued()
 
     async def _cancel_upstream(self, order_id: str) -> Answer | None:

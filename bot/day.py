@@ -21,6 +21,7 @@ from bot import render_day
 from bot.errors import StoreUnavailable
 from bot.export_csv import export_csv
 from bot.i18n import Voices
+from bot.inbox import finish_within
 from bot.models import ChatRef, ExportFile, MessageKind, Outgoing
 from bot.ports import Store
 
@@ -54,7 +55,11 @@ class MerchantDay:
         self._store, self._clock, self._voices = store, clock, voices
         self._zone, self._on_queued = zone, on_queued
 
-    async def today(self, chat: ChatRef, issued_by: str | None = None) -> None:
+    async def today(
+        self, chat: ChatRef, issued_by: str | None = None, finishes_input: bool = False
+    ) -> None:
+        """`/today`; `finishes_input`: nothing follows in the command's handling, so the
+        answer's transaction marks its inbox entry handled (bot/inbox.py)."""
         now = self._clock()
         day = local_day(now, self._zone)
         async with self._store.transaction() as tx:
@@ -62,18 +67,27 @@ class MerchantDay:
             voice = await self._voices.of(tx, chat)
             text = render_day.today(voice, day, counts)
             await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], now)
+            finished = await finish_within(tx, now, last=finishes_input)
+        finished()
         self._on_queued()
 
     async def export(
-        self, chat: ChatRef, args: Sequence[str], issued_by: str | None = None
+        self,
+        chat: ChatRef,
+        args: Sequence[str],
+        issued_by: str | None = None,
+        finishes_input: bool = False,
     ) -> None:
-        """The CSV of the links issued in the last `days` local days, today included."""
+        """The CSV of the links issued in the last `days` local days, today included;
+        `finishes_input` as for `today`."""
         days = export_days(args)
         if days is None:
             async with self._store.transaction() as tx:
                 voice = await self._voices.of(tx, chat)
                 usage = Outgoing(chat, MessageKind.TEXT, render_day.export_usage(voice))
                 await tx.outbox.enqueue([usage], self._clock())
+                finished = await finish_within(tx, self._clock(), last=finishes_input)
+            finished()
             self._on_queued()
             return
         now = self._clock()
@@ -96,6 +110,8 @@ class MerchantDay:
             text = render_day.export_caption(voice, since, len(links))
             answer = Outgoing(chat, MessageKind.TEXT, text, attachment=export.id)
             await tx.outbox.enqueue([answer], now)
+            finished = await finish_within(tx, now, last=finishes_input)
+        finished()
         self._on_queued()
 
 

@@ -23,6 +23,7 @@ from bot.access import Merchant, may_see
 from bot.errors import StoreUnavailable
 from bot.follow_up_messages import offer_renewal, remind
 from bot.i18n import Voices
+from bot.inbox import finish_within
 from bot.models import (
     ChatRef,
     FollowUp,
@@ -209,9 +210,17 @@ class FollowUps:
         template = self.policy.reminder_template
         await remind(tx, self._voices, template, link, now, failed, asker)
 
-    async def remind_now(self, order_id: str, chat: ChatRef, asker: Merchant | None = None) -> None:
+    async def remind_now(
+        self,
+        order_id: str,
+        chat: ChatRef,
+        asker: Merchant | None = None,
+        finishes_input: bool = False,
+    ) -> None:
         """`/remind <order_id>`: a reminder now, by the same rules; or one clear answer.
-        A cashier (`asker`) may remind only of the links they issued."""
+        A cashier (`asker`) may remind only of the links they issued. `finishes_input`:
+        nothing follows in the command's handling, so the same transaction marks its
+        inbox entry handled (a reminder is never sent twice for one /remind)."""
         now = self._clock()
         async with self._store.transaction() as tx:
             voice = await self._voices.of(tx, chat)
@@ -229,6 +238,8 @@ class FollowUps:
                 await self._remind(tx, link, now, failed=False, asker=chat)
             if text is not None:
                 await tx.outbox.enqueue([Outgoing(chat, MessageKind.TEXT, text)], now)
+            finished = await finish_within(tx, now, last=finishes_input)
+        finished()
         self._on_queued()
 
 

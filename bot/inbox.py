@@ -18,8 +18,8 @@ heartbeat), so any process may finish what another started. An entry whose
 handler keeps failing is set aside after `max_attempts`, with a log line, and its
 lane moves on. A crash after handling and before the mark handles an
 entry twice; handlers are written so that a repeat says nothing new, and where
-they answer in one last transaction (a Cimplify event, an /invoice, a command
-answered in words) they mark the entry finished in it, which closes that window.
+they answer in one last transaction (a Cimplify event, a command) they mark the
+entry finished in it, which closes that window.
 """
 
 from __future__ import annotations
@@ -62,14 +62,15 @@ class _InHand:
 _IN_HAND: ContextVar[_InHand | None] = ContextVar("inbox_in_hand", default=None)
 
 
-async def finish_within(tx: Tx, at: datetime) -> Callable[[], None]:
+async def finish_within(tx: Tx, at: datetime, last: bool = True) -> Callable[[], None]:
     """Mark the entry this task is handling finished, in `tx`: the transaction that
-    queues its answer, when nothing follows it. A crash then cannot come between the
-    answer and the mark (the entry handled again, answered twice), and the worker
-    spends no transaction on the mark. Call what it returns once `tx` has committed;
-    until then the worker still marks the entry itself. Outside a handler: nothing."""
+    queues its answer, when nothing follows it (`last`, as its caller knows). A crash
+    then cannot come between the answer and the mark (the entry handled again,
+    answered twice), and the worker spends no transaction on the mark. Call what it
+    returns once `tx` has committed; until then the worker still marks the entry
+    itself. Not `last`, or outside a handler: nothing."""
     in_hand = _IN_HAND.get()
-    if in_hand is None:
+    if in_hand is None or not last:
         return _nothing
     await tx.inbox.finish(in_hand.seq, at)
 

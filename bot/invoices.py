@@ -168,10 +168,17 @@ class Invoices:
         audience = _Audience(chat, customer, issuer, finishes_input=finishes_input)
         return await self._issue(order_id, audience, gate)
 
-    async def renew(self, order_id: str, chat: ChatRef, issuer: Merchant | None = None) -> None:
+    async def renew(
+        self,
+        order_id: str,
+        chat: ChatRef,
+        issuer: Merchant | None = None,
+        finishes_input: bool = False,
+    ) -> None:
         """`renew <order_id>`, the New link button: a new link for an order whose link
         expired, to `chat` and to every chat of the old link; a clear answer instead
         when the order is paid, its link still live, or paybot never invoiced it.
+        `finishes_input` as for `issue`.
 
         Raises InvalidOrderId and CimplifyError as `issue` does.
         """
@@ -182,15 +189,19 @@ class Invoices:
             answer = _no_renewal(old, order_id, issuer, now)
             if answer is not None:
                 await self._reply(tx, chat, answer)
+            finished = await finish_within(tx, now, last=finishes_input and answer is not None)
+        finished()
         if old is not None and answer is None:
             # The new link stays with whoever issued the old one (a cashier's stays theirs).
             keeper = issuer if old.issued_by is None else Merchant(old.issued_by)
-            await self._issue(order_id, _Audience(chat, None, keeper, renewing=old.id))
+            renewal = _Audience(chat, None, keeper, renewing=old.id, finishes_input=finishes_input)
+            await self._issue(order_id, renewal)
         self._on_queued()
 
-    async def open_shared(self, code: str, chat: ChatRef) -> bool:
+    async def open_shared(self, code: str, chat: ChatRef, finishes_input: bool = False) -> bool:
         """A customer opened a share link: their copy of the invoice, and a word to the
-        merchant. False when no link has that code."""
+        merchant. False when no link has that code. `finishes_input` as for `issue`, for
+        the copy's transaction."""
         now = self._clock()
         async with self._store.transaction() as tx:
             link = await tx.links.by_share_code(code) if _SHARE_CODE.fullmatch(code) else None
@@ -200,6 +211,8 @@ class Invoices:
                 opened = functools.partial(render.customer_opened, link)
                 await tell_merchants(tx, link, opened, now, self._voices)
             await tx.outbox.enqueue([await self._invoice(tx, link, chat, Role.CUSTOMER)], now)
+            finished = await finish_within(tx, now, last=finishes_input)
+        finished()
         self._on_queued()
         return True
 
@@ -287,7 +300,7 @@ class Invoices:
         `tx`, the answer's transaction."""
         if not audience.finishes_input:
             return after
-        finished = await finish_within(tx, self._clock())
+        finished = await finish_within(tx, self._clock())  # last: finishes_input says so
 
         def committed() -> None:
             finished()

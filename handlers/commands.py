@@ -125,9 +125,11 @@ class Conversation:
         """Answer one command. Never raises for anything a sender can type.
 
         What it says (`say`) is queued once it is done, in one transaction that also
-        marks its inbox entry handled (bot/inbox.py's `finish_within`): a crash before
-        that commit leaves the command to be handled again, and after it nothing is
-        left to repeat. A StoreError on the way queues nothing: the inbox tries again.
+        marks its inbox entry handled (bot/inbox.py's `finish_within`); a component
+        that answers for it (invoices, the day, follow-ups, cancelling) marks it in
+        its own last transaction (`finishes_input`). A crash before that commit leaves
+        the command to be handled again, and after it nothing is left to repeat. A
+        StoreError on the way queues nothing: the inbox tries again.
         """
         answers: list[_Answer] = []
         reset = _ANSWERS.set(answers)
@@ -223,7 +225,7 @@ class Conversation:
                 for chat, words in answers
             ]
             await tx.outbox.enqueue(messages, now)
-            finished = await finish_within(tx, now) if finishing else (lambda: None)
+            finished = await finish_within(tx, now, last=finishing)
         finished()
         self._on_queued()
 
@@ -278,13 +280,17 @@ class Conversation:
             await self.say(command.chat, render_follow_up.remind_usage)
             return
         order_id = parse_order_id(command.args[0])
-        await self._follow_ups.remind_now(order_id, command.chat, command.merchant)
+        await self._follow_ups.remind_now(
+            order_id, command.chat, command.merchant, finishes_input=True
+        )
 
     async def _renew(self, command: Command) -> None:
         if len(command.args) != 1:
             await self.say(command.chat, render_follow_up.renew_usage)
             return
-        await self._invoices.renew(command.args[0], command.chat, command.merchant)
+        await self._invoices.renew(
+            command.args[0], command.chat, command.merchant, finishes_input=True
+        )
 
     async def _invoice(self, command: Command) -> None:
         if not command.args:
@@ -324,7 +330,7 @@ class Conversation:
         if not command.args:
             await self._help(command)
             return
-        if not await self._invoices.open_shared(command.args[0], command.chat):
+        if not await self._invoices.open_shared(command.args[0], command.chat, finishes_input=True):
             await self.say(command.chat, render.share_link_gone)
 
     async def _customer_status(self, command: Command) -> None:
@@ -389,7 +395,7 @@ class Conversation:
         if len(command.args) != 1:
             await self.say(command.chat, render_access.cancel_usage)
             return
-        await self._cancelling.cancel(command.args[0], command.chat, merchant)
+        await self._cancelling.cancel(command.args[0], command.chat, merchant, finishes_input=True)
 
     async def _open(self, command: Command) -> None:
         now = self._clock()
@@ -407,13 +413,15 @@ class Conversation:
         if self._day is None:
             await self._unknown(command)
             return
-        await self._day.today(command.chat, _own_links_only(command))
+        await self._day.today(command.chat, _own_links_only(command), finishes_input=True)
 
     async def _export(self, command: Command) -> None:
         if self._day is None:
             await self._unknown(command)
             return
-        await self._day.export(command.chat, command.args, _own_links_only(command))
+        await self._day.export(
+            command.chat, command.args, _own_links_only(command), finishes_input=True
+        )
 
     async def _help(self, command: Command) -> None:
         if command.is_merchant:
