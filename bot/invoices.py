@@ -153,19 +153,21 @@ class Invoices:
         issuer: Merchant | None = None,
         gate: AskGate | None = None,
         finishes_input: bool = False,
+        note: Words | None = None,
     ) -> bool:
         """Answer `chat` with the order's live link, creating one if needed; send the
         customer their copy too, when one is named. A new link is `issuer`'s; a cashier
         is refused another merchant's link (bot/access.py). False when `gate` refused
-        the ask (its words are queued instead). `finishes_input`: nothing follows the
-        answer in the command's handling, so the transaction that queues it marks the
-        inbox entry finished too (bot/inbox.py's `finish_within`).
+        the ask (its words are queued instead). `note`: words to `chat` after the
+        answer, in its transaction (not after a refused ask). `finishes_input`: nothing
+        follows the answer in the command's handling, so the transaction that queues it
+        marks the inbox entry finished too (bot/inbox.py's `finish_within`).
 
         Raises InvalidOrderId before anything else, and CimplifyError when
         Cimplify refuses or does not answer; the answer is queued otherwise.
         """
         order_id = parse_order_id(order_id)
-        audience = _Audience(chat, customer, issuer, finishes_input=finishes_input)
+        audience = _Audience(chat, customer, issuer, note, finishes_input=finishes_input)
         return await self._issue(order_id, audience, gate)
 
     async def renew(
@@ -248,7 +250,7 @@ class Invoices:
                 now = self._clock()
                 claimed = await tx.links.claim_order(order_id, claimant, now, now + self._lease)
             else:
-                answered = await self._finishing(tx, answered, audience)
+                answered = await self._finishing(tx, answered, audience, noted=refusal is None)
         if answered is not None:
             answered()
             return refusal is None
@@ -295,9 +297,14 @@ class Invoices:
         if scheduled is not None:
             self._on_scheduled(*scheduled)
 
-    async def _finishing(self, tx: Tx, after: AfterCommit, audience: _Audience) -> AfterCommit:
-        """`after`, and with `audience.finishes_input` the inbox entry marked finished in
-        `tx`, the answer's transaction."""
+    async def _finishing(
+        self, tx: Tx, after: AfterCommit, audience: _Audience, noted: bool = True
+    ) -> AfterCommit:
+        """`after`, once the answer is queued in `tx`: with `noted`, the audience's note
+        queued behind it; with `audience.finishes_input`, the inbox entry marked
+        finished in the answer's transaction."""
+        if noted and audience.note is not None:
+            await self._reply(tx, audience.merchant, audience.note)  # wakes as `after` does
         if not audience.finishes_input:
             return after
         finished = await finish_within(tx, self._clock())  # last: finishes_input says so
@@ -442,6 +449,7 @@ class _Audience:
     merchant: ChatRef
     customer: ChatRef | None
     issuer: Merchant | None = None  # who asked, as a merchant; None: not by a command
+    note: Words | None = None  # to the merchant after the answer, in its transaction
     renewing: str | None = None  # the expired link whose chats all get the new one
     finishes_input: bool = False  # the answer is the last of its command's handling
 

@@ -270,7 +270,9 @@ class Conversation:
         if not await self._cimplify_asks.allow(chat):
             return render.too_many_asks(CIMPLIFY_ASKS, voice)
         try:
-            await self._invoices.renew(link.order_id, chat)
+            # The press is marked handled with the new invoice: the button's own answer
+            # comes after, and a crash between loses only that toast, not a repeat.
+            await self._invoices.renew(link.order_id, chat, finishes_input=True)
         except PaybotError as error:
             return render.explain(error, link.order_id, voice)
         return render_follow_up.new_link_coming(voice)
@@ -304,15 +306,18 @@ class Conversation:
         number = " ".join(command.args[1:])
         if number and not _NUMBER_LIKE.fullmatch(number):
             # Not a number at all ("/invoice 1001 tomorrow"): the merchant still gets the
-            # invoice, and the usage line for naming a customer.
-            gate = self._asks_gate(command)
-            if await self._invoices.issue(order_id, command.chat, None, command.merchant, gate):
-                await self.say(
-                    command.chat,
-                    lambda voice: (
-                        f"{render.not_a_number(voice)} {render.invoice_for_customer(voice)}"
-                    ),
-                )
+            # invoice, and the usage line for naming a customer after it.
+            await self._invoices.issue(
+                order_id,
+                command.chat,
+                None,
+                command.merchant,
+                self._asks_gate(command),
+                finishes_input=True,
+                note=lambda voice: (
+                    f"{render.not_a_number(voice)} {render.invoice_for_customer(voice)}"
+                ),
+            )
             return
         customer = self._customer(number) if number else None
         gate = self._asks_gate(command)

@@ -98,8 +98,10 @@ CREATE TRIGGER note_queued AFTER INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION 
 
 
 # Each merchant command, in the ways it can end: its answer in words, a refusal, a
-# usage line, or the component's own answer (a reminder, a digest, a file).
+# usage line, or the component's own answer (a reminder, a digest, a file, the
+# invoice and a note after it).
 MERCHANT_COMMANDS = (
+    "/invoice 1001 tomorrow",
     "/help",
     "/cancel",
     "/cancel 9999",
@@ -127,16 +129,19 @@ async def test_every_command_is_marked_handled_in_the_transaction_that_queues_it
             world.say(command)
         link = await world.link_for("1001")
         world.fake.send_text(f"/start {link.share_code}", user_id=STRANGER)  # a customer
+        # The New link button on a live link: answered in words, and the press's toast.
+        world.fake.press_button(f"renew:{link.id}", message_id=1)
 
         async def finished() -> int:
             sql = "SELECT count(finished_at) FROM inbox WHERE source = 'telegram'"
             return int(await admin.fetchval(sql))
 
-        await wait_until(finished, lambda n: n == len(MERCHANT_COMMANDS) + 2, timeout=15)
+        await wait_until(finished, lambda n: n == len(MERCHANT_COMMANDS) + 3, timeout=15)
         await world.wait_idle()
         handled = await admin.fetch("SELECT xmin::text AS tx FROM inbox WHERE source = 'telegram'")
         queued = {row["tx"] for row in await admin.fetch("SELECT xmin::text AS tx FROM queued")}
     finally:
         await admin.close()
-    assert len(handled) == len(MERCHANT_COMMANDS) + 2
+    assert len(handled) == len(MERCHANT_COMMANDS) + 3
+    assert world.count("still live") == 1  # the press was answered, and once
     assert {row["tx"] for row in handled} <= queued
