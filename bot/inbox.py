@@ -365,6 +365,15 @@ class InboxWorker:
                 raise LookupError(f"no handler for inbox entries of kind {item.entry.kind!r}")
             outcome = await handler(item)
         except StoreUnavailable as error:
+            if _worth_a_line(item.attempts):  # tried again each second: said on 1, 10, 100…
+                log.warning(
+                    "inbox: %s: the store failed (attempt %d), trying again in %d s: %s",
+                    _name(item),
+                    item.attempts,
+                    STORE_RETRY.total_seconds(),
+                    error,
+                    extra=_context(item),
+                )
             await self._record(self._retry, item, error, "the store failed")
         except Exception as error:
             log.exception(
@@ -447,6 +456,11 @@ def _context(item: InboxItem) -> dict[str, str]:
         return {"event_id": item.entry.source_id} | ({"order_id": order_id} if order_id else {})
     channel, _, chat_id = lane.partition(":")
     return {"chat": lane} if channel in CHAT_LANES and chat_id else {}
+
+
+def _worth_a_line(attempts: int) -> bool:
+    """1, 10, 100…: an entry the store keeps failing is said at once, then ever less often."""
+    return attempts >= 1 and str(attempts).strip("0") == "1"
 
 
 def _backoff(attempts: int) -> timedelta:

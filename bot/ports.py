@@ -274,6 +274,10 @@ class Inbox(Protocol):
     async def unfinished_count(self) -> int:
         """Entries neither finished nor set aside."""
 
+    async def oldest_waiting_since(self) -> datetime | None:
+        """When the oldest entry neither finished nor set aside was received; None when
+        none waits."""
+
     async def forget_finished(self, before: datetime, limit: int | None = None) -> int:
         """Delete entries finished before the time (at most `limit`); how many.
 

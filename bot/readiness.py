@@ -24,13 +24,16 @@ _PROBE_ORDER = "readyz:{holder}"
 
 @dataclass(frozen=True)
 class StoreReading:
-    """What one probe learned: the store took a write, and how late the outbox is."""
+    """What one probe learned: the store took a write, how late the outbox is, and how
+    long the oldest input not yet handled has waited."""
 
     outbox_late: timedelta
+    inbox_waiting: timedelta
 
 
 async def probe_store(store: Store, holder: str, now: datetime) -> StoreReading:
-    """One small committed write, and the outbox's lateness read in the same transaction.
+    """One small committed write, and the outbox's lateness and the inbox's oldest
+    waiting input read in the same transaction.
 
     Raises StoreError when the store refuses."""
     order = _PROBE_ORDER.format(holder=holder)
@@ -38,8 +41,12 @@ async def probe_store(store: Store, holder: str, now: datetime) -> StoreReading:
         await tx.links.claim_order(order, holder, now, now)
         await tx.links.release_order(order, holder)
         next_due = await tx.outbox.next_due_at()
-    late = timedelta(0) if next_due is None else max(timedelta(0), now - next_due)
-    return StoreReading(outbox_late=late)
+        waiting_since = await tx.inbox.oldest_waiting_since()
+    return StoreReading(outbox_late=_since(next_due, now), inbox_waiting=_since(waiting_since, now))
+
+
+def _since(then: datetime | None, now: datetime) -> timedelta:
+    return timedelta(0) if then is None else max(timedelta(0), now - then)
 
 
 class Readiness:

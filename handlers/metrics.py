@@ -52,6 +52,13 @@ class PrometheusMeter:
             "How long the oldest due chat message has waited past its due time",
             registry=on,
         )
+        # Not CONTRACT §8's: an input stored (its 2xx given) and not yet handled, such
+        # as a Cimplify event whose confirmation waits behind a handler that keeps failing.
+        self._inbox_waiting = Gauge(
+            "paybot_inbox_oldest_waiting_seconds",
+            "How long the oldest stored input not yet handled has waited since it arrived",
+            registry=on,
+        )
         self._polls = Counter(
             "paybot_polls", "Status requests to Cimplify", ["outcome"], registry=on
         )
@@ -95,6 +102,9 @@ class PrometheusMeter:
 
     def outbox_oldest_due(self, seconds: float) -> None:
         self._oldest_due.set(seconds)
+
+    def inbox_oldest_waiting(self, seconds: float) -> None:
+        self._inbox_waiting.set(seconds)
 
     def exposition(self) -> bytes:
         """Every metric, in Prometheus' text format."""

@@ -203,6 +203,7 @@ class WebRoutes:
                 reading = await self._readiness.store_reading()
                 if reading is not None:
                     self._meter.outbox_oldest_due(reading.outbox_late.total_seconds())
+                    self._meter.inbox_oldest_waiting(reading.inbox_waiting.total_seconds())
         return Response(self._meter.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -12,7 +12,7 @@ import httpx
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.models import ChatRef, MessageKind, Outgoing, utcnow
+from bot.models import ChatRef, InboxEntry, MessageKind, Outgoing, utcnow
 from bot.outbox import Delivery
 from handlers.metrics import PrometheusMeter
 from tests.flow_events import event
@@ -23,6 +23,7 @@ METRICS = (
     "paybot_webhooks_total",
     "paybot_messages_total",
     "paybot_outbox_oldest_due_seconds",
+    "paybot_inbox_oldest_waiting_seconds",
     "paybot_polls_total",
     "paybot_invoices_total",
     "paybot_confirmations_total",
@@ -138,6 +139,21 @@ async def test_readyz_is_503_when_the_oldest_due_message_is_over_a_minute_late(
         assert value(found, "paybot_outbox_oldest_due_seconds") >= 120
 
 
+async def test_an_input_acknowledged_and_not_yet_handled_shows_how_long_it_has_waited(
+    world: World,
+) -> None:
+    # No handler takes this input's kind, so it is tried again after a growing pause and
+    # waits, as an input behind a handler that keeps failing would; it came two minutes ago.
+    waits = InboxEntry("test", "waits", "no-such-kind", "test:waits", "{}")
+    async with world.paybot.store.transaction() as tx:
+        await tx.inbox.record([waits], utcnow() - timedelta(minutes=2))
+
+    found = await samples(world)
+
+    assert value(found, "paybot_inbox_oldest_waiting_seconds") >= 120
+    assert value(found, "paybot_outbox_oldest_due_seconds") == 0  # nothing else waits
+
+
 async def test_every_series_of_the_contract_is_served_at_0_from_the_first_scrape(
     world: World,
 ) -> None:
@@ -160,6 +176,7 @@ async def test_every_series_of_the_contract_is_served_at_0_from_the_first_scrape
     assert ("paybot_confirmations_total", frozenset()) in found
     assert ("paybot_confirmation_seconds_count", frozenset()) in found
     assert ("paybot_outbox_oldest_due_seconds", frozenset()) in found
+    assert ("paybot_inbox_oldest_waiting_seconds", frozenset()) in found
     assert all(found[key] == 0 for key in found if not key[0].endswith("_created"))
 
 

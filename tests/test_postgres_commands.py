@@ -11,6 +11,8 @@ outside paybot, as a real collision would."""
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 import pytest
 
@@ -37,11 +39,12 @@ CREATE TRIGGER first_write_deadlocks BEFORE INSERT OR UPDATE ON {table}
 @pytest.mark.parametrize("table", ["order_claims", "links"])
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)  # tests/conftest.py
 async def test_an_invoice_whose_transaction_postgres_ends_is_answered_once_with_one_link(
-    world: World, database: str, table: str
+    world: World, database: str, table: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     admin = await asyncpg.connect(database)
     try:
         await admin.execute(ONE_DEADLOCK.format(table=table))
+        caplog.set_level(logging.WARNING, logger="bot.inbox")
         world.say("/invoice 1001")
         await world.wait_message("Pay here", timeout=10)
         await world.wait_idle()
@@ -50,6 +53,8 @@ async def test_an_invoice_whose_transaction_postgres_ends_is_answered_once_with_
         await admin.close()
 
     assert tried >= 2  # the deadlock happened, and a later write went through
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.inbox"]
+    assert len(said) == 1 and "the store failed (attempt 1), trying again in 1 s" in said[0]
     assert len(world.photos()) == 1
     # Asked again, Cimplify answered with the order's live link (200, not 201).
     made = world.sandbox.ledger.links_of("1001")

@@ -177,6 +177,10 @@ class PostgresInbox:
     async def unfinished_count(self) -> int:
         return int(await self._sql.value(f"SELECT count(*) FROM inbox WHERE {_WAITING}"))  # noqa: S608
 
+    async def oldest_waiting_since(self) -> datetime | None:
+        sql = f"SELECT min(received_at) FROM inbox WHERE {_WAITING}"  # noqa: S608  constants
+        return records.optional_utc(await self._sql.value(sql))
+
     async def forget_finished(self, before: datetime, limit: int | None = None) -> int:
         return await self._sql.change(
             "DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox"

@@ -117,6 +117,13 @@ class SqliteInbox(SqliteStatements):
             "SELECT COUNT(*) FROM inbox WHERE finished_at IS NULL AND set_aside_at IS NULL"
         )
 
+    async def oldest_waiting_since(self) -> datetime | None:
+        # inbox_open_by_lane holds only the waiting entries: those are all it reads.
+        row = await self._row(
+            "SELECT MIN(received_at) FROM inbox WHERE finished_at IS NULL AND set_aside_at IS NULL"
+        )
+        return None if row is None else optional_time_from(row[0])
+
     async def forget_finished(self, before: datetime, limit: int | None = None) -> int:
         return await self._change(
             "DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox"
