@@ -255,6 +255,12 @@ class Tracker:
                 "link %s: unknown status %r, taken as no change", link.id, report.raw_status
             )
             return link
+        if report.status is link.status:
+            # What the claim read a moment ago: no state moves to itself, so there is
+            # nothing to apply, and most polls are this one; no transaction for it. Had a
+            # webhook moved the link since, the next poll (already set) says the rest.
+            self._meter.poll("unchanged")
+            return link
         moved = await self._payments.apply_status(link.id, report.status, report.reference)
         self._meter.poll("unchanged" if moved is None else "changed")
         if moved is None:

@@ -287,3 +287,33 @@ async def test_a_new_link_due_after_the_pollers_next_look_does_not_make_it_look_
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_poll_that_hears_the_status_the_claim_read_spends_no_transaction(
+    store: SqliteStore,
+) -> None:
+    # Most polls hear what the poller's claim read a moment before: nothing to apply.
+    link = make_link("link-unchanged-0001", order_id="5001")  # pending
+    async with store.transaction() as tx:
+        await tx.links.insert(link)
+    says = {"status": "pending"}
+
+    def cimplify(request: httpx.Request) -> httpx.Response:
+        body = {"status": says["status"], "updated_at": "2026-11-23T10:00:00Z", "reference": None}
+        return httpx.Response(200, content=json.dumps(body))
+
+    counted = Counted(store)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(cimplify)) as http:
+        client = CimplifyClient("https://cimplify.test", "sk_test_policy", http=http)
+        payments = Payments(counted, lambda: NOW, on_queued=lambda: None)  # type: ignore[arg-type]
+        tracker = Tracker(counted, client, payments, lambda: NOW)  # type: ignore[arg-type]
+        assert await tracker.poll(link) == link
+        assert counted.begun == 0
+
+        says["status"] = "processing"  # a payment started: applied, in a transaction
+        moved = await tracker.poll(link)
+    assert moved is not None and moved.status is Status.PROCESSING
+    assert counted.begun >= 1
+    async with store.transaction() as tx:
+        stored = await tx.links.get(link.id)
+    assert stored is not None and stored.status is Status.PROCESSING
