@@ -247,9 +247,12 @@ class Invoices:
             else:
                 answered = await self._answer_known(tx, order_id, audience)
             if answered is None:
-                now = self._clock()
-                claimed = await tx.links.claim_order(order_id, claimant, now, now + self._lease)
-            else:
+                claimed = await self._claim(tx, order_id, claimant)
+                answered = await self._answer_known(tx, order_id, audience) if claimed else None
+                if answered is not None:  # the link came with the claim: no need of it
+                    await tx.links.release_order(order_id, claimant)
+                    claimed = False
+            if answered is not None:
                 answered = await self._finishing(tx, answered, audience, noted=refusal is None)
         if answered is not None:
             answered()
@@ -265,6 +268,18 @@ class Invoices:
                     await tx.links.release_order(order_id, claimant)
             raise
         return True
+
+    async def _claim(self, tx: Tx, order_id: str, claimant: str) -> bool:
+        """Claim the order for `claimant`; the caller then looks for its link once more.
+
+        On PostgreSQL each statement reads what is committed when it starts. A holder
+        that stores the order's link and releases its claim may commit between this
+        transaction's look for the link and its claim (the claim waits for that commit
+        on the claim's row), so the claim succeeds with the link already there: asking
+        Cimplify again would only return it. The look after the claim sees it.
+        """
+        now = self._clock()
+        return await tx.links.claim_order(order_id, claimant, now, now + self._lease)
 
     @contextlib.asynccontextmanager
     async def _kept_alive(self, order_id: str, claimant: str) -> AsyncIterator[None]:

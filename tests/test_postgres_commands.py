@@ -16,7 +16,7 @@ import logging
 import asyncpg
 import pytest
 
-from tests.harness import STRANGER, World, wait_until
+from tests.harness import OTHER_MERCHANT, STRANGER, World, wait_until
 
 # Makes PostgreSQL fail the first write to a table as a deadlock would (SQLSTATE
 # 40P01); a sequence counts the writes tried, since it moves even in a transaction
@@ -60,6 +60,42 @@ async def test_an_invoice_whose_transaction_postgres_ends_is_answered_once_with_
     made = world.sandbox.ledger.links_of("1001")
     assert len(made) == 1
     assert (await world.link_for("1001")).token == made[0].token
+
+
+# Makes storing a link take a second: the transaction that stores it has released its
+# order's claim already (its first statement), and holds that row until it commits.
+SLOW_LINK = """
+CREATE FUNCTION link_stored_slowly() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_sleep(1);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER link_stored_slowly BEFORE INSERT ON links
+    FOR EACH ROW EXECUTE FUNCTION link_stored_slowly();
+"""
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_claim_granted_as_the_link_commits_answers_with_that_link(
+    world: World, database: str
+) -> None:
+    # Two merchants ask for one order at once. The second looks again while the first
+    # stores the link: it finds no link (not committed yet), and its claim waits on the
+    # first's row and is granted once that commits, with the link there by then.
+    admin = await asyncpg.connect(database)
+    try:
+        await admin.execute(SLOW_LINK)
+        world.say("/invoice 1001")
+        world.say("/invoice 1001", user_id=OTHER_MERCHANT)
+        first = await world.wait_message("Pay here", timeout=10)
+        second = await world.wait_message("Pay here", chat_id=OTHER_MERCHANT, timeout=10)
+    finally:
+        await admin.close()
+
+    asked = [r for r in world.sandbox.requests if r == ("POST", "/v1/orders/1001/payment-link")]
+    assert len(asked) == 1  # Cimplify was asked once
+    link = await world.link_for("1001")
+    assert link.url in (first.caption or "") and link.url in (second.caption or "")
 
 
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)
